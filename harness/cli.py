@@ -1,0 +1,276 @@
+"""The `harness` command line: enter competitions, train, predict, explain."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import click
+
+from harness import __version__
+from harness.errors import HarnessError
+
+
+class HarnessGroup(click.Group):
+    """Turns HarnessError into one clear line on stderr and exit code 2, with no traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HarnessError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=HarnessGroup)
+@click.version_option(__version__, prog_name="harness")
+@click.option("--workspace", envvar="HARNESS_WORKSPACE", type=click.Path(file_okay=False), default="harness-work",
+              show_default=True, help="Folder for data, runs, checkpoints, plots and submissions "
+                                      "(also $HARNESS_WORKSPACE).")
+@click.pass_context
+def cli(ctx, workspace):
+    """A Kaggle competition harness: competitions as plugins, one PyTorch trainer."""
+    ctx.ensure_object(dict)
+    ctx.obj["workspace"] = workspace
+
+
+def _workspace(ctx) -> Path:
+    from harness.workspace import workspace_dir
+
+    return workspace_dir(ctx.obj["workspace"])
+
+
+def _competition(name):
+    from harness.plugins import get_competition
+
+    return get_competition(name)
+
+
+def _config(competition, config_file, overrides, **shortcuts):
+    from harness.config import apply_overrides, load_config
+
+    config = load_config(config_file) if config_file else competition.default_config()
+    extra = [f"train.{k}={v}" for k, v in shortcuts.items() if v is not None]
+    return apply_overrides(config, [*overrides, *extra])
+
+
+config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                             help="A competition config (TOML) instead of the built-in defaults.")
+set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                          help="Override one config entry, e.g. --set train.lr=0.01 (repeatable).")
+data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
+                               help="Read the competition files from here instead of the workspace copy.")
+device_option = click.option("--device", default="auto", show_default=True,
+                             help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 or mps.")
+
+
+# ---------------------------------------------------------------------- discovery
+@cli.command("list")
+def list_competitions():
+    """List the competitions that installed plugins provide."""
+    from harness.plugins import competitions
+
+    for name, comp in sorted(competitions().items()):
+        slug = comp.kaggle_slug or "(scored locally)"
+        click.echo(f"{name:<16} {slug:<32} {comp.description}")
+
+
+@cli.command("plugins")
+def list_plugins():
+    """List installed plugins with their versions."""
+    from harness.plugins import plugin_infos
+
+    for info in plugin_infos():
+        click.echo(f"{info.name:<20} {info.version:<10} {info.source}")
+
+
+# ---------------------------------------------------------------------- data
+@cli.command("data")
+@click.argument("name")
+@click.option("--from", "source", type=click.Path(exists=True, file_okay=False), help="Copy the competition files from DIR.")
+@click.option("--sample", is_flag=True, help="Write a small generated dataset in the competition's own format.")
+@click.option("--force", is_flag=True, help="Replace data already in the workspace.")
+@click.pass_context
+def data(ctx, name, source, sample, force):
+    """Put a competition's files into the workspace (checked), from DIR or as generated sample data."""
+    comp = _competition(name)
+    if bool(source) == bool(sample):
+        raise HarnessError("give exactly one of --from DIR or --sample")
+    dest = _workspace(ctx) / "data" / name
+    if dest.exists() and not force:
+        raise HarnessError(f"{dest} already exists; pass --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
+    try:
+        if sample:
+            comp.write_sample(tmp)
+        else:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+        comp.check_raw(tmp)
+        if dest.exists():
+            shutil.rmtree(dest)
+        tmp.rename(dest)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    click.echo(f"{name}: data ready in {dest}")
+
+
+# ---------------------------------------------------------------------- training
+@cli.command("train")
+@click.argument("name")
+@config_option
+@set_option
+@click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
+@click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
+@click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
+@click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
+@click.option("--run", "run_id", help="With --resume: the run to continue.")
+@data_dir_option
+@device_option
+@click.pass_context
+def train(ctx, name, config_file, overrides, epochs, lr, schedule, resume, run_id, data_dir, device):
+    """Train a model for competition NAME, score it on validation and write a submission."""
+    from harness import runner
+    from harness.runs import Run
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    run = None
+    if resume:
+        if config_file or overrides or epochs or lr or schedule:
+            raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
+        run = Run.find(workspace, name, run_id)
+        config = run.config()
+        click.echo(f"resuming {name} run {run.id}")
+    else:
+        config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
+    path = runner.data_dir_for(workspace, comp, data_dir)
+    run = runner.train(comp, config, path, workspace, device=device, resume=run)
+    summary = run.summary()
+    click.echo(f"run {run.id}: validation {summary['primary_metric']} = {summary['primary_score']:.5f} "
+               f"({summary['train_seconds']:.1f} s on {summary['device']})")
+    click.echo(f"run folder: {run.dir}")
+    if "submission" in summary:
+        click.echo(f"submission: {summary['submission']}")
+
+
+@cli.command("lr-find")
+@click.argument("name")
+@config_option
+@set_option
+@click.option("--start-lr", type=float, default=1e-7, show_default=True)
+@click.option("--end-lr", type=float, default=10.0, show_default=True)
+@click.option("--num-it", type=int, default=100, show_default=True, help="Batches in the sweep.")
+@data_dir_option
+@device_option
+@click.pass_context
+def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, data_dir, device):
+    """Sweep the learning rate, plot loss against it (PNG) and suggest a rate."""
+    from harness import runner
+    from harness.train import seed_everything
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    config = _config(comp, config_file, overrides)
+    seed_everything(int(config.get("seed", 0)))
+    raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
+    learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
+    plot = workspace / "lr_find" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
+    result = learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=num_it, plot_path=plot)
+    click.echo(f"suggested lr (steepest descent): {result.suggestion:.2e}")
+    click.echo(f"lr at minimum loss / 10:        {result.lr_min:.2e}")
+    click.echo(f"plot: {plot}")
+
+
+@cli.command("predict")
+@click.argument("name")
+@click.option("--run", "run_id", default="latest", show_default=True, help="The run whose model predicts.")
+@data_dir_option
+@device_option
+@click.pass_context
+def predict(ctx, name, run_id, data_dir, device):
+    """Predict the test set with a trained run and write its submission CSV."""
+    from harness import runner
+    from harness.runs import Run
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    run = Run.find(workspace, name, run_id)
+    path = runner.predict(comp, run, runner.data_dir_for(workspace, comp, data_dir), device=device)
+    click.echo(f"submission: {path}")
+
+
+@cli.command("runs")
+@click.argument("name", required=False)
+@click.pass_context
+def runs(ctx, name):
+    """List past runs with their validation scores."""
+    from harness.runs import Run
+
+    base = _workspace(ctx) / "runs"
+    folders = sorted((base / name).glob("*") if name else base.glob("*/*"))
+    rows = [Run(p) for p in folders if p.is_dir()]
+    if not rows:
+        click.echo("no runs yet; start one with `harness train NAME`")
+        return
+    click.echo(f"{'competition':<14} {'run':<20} {'metric':<10} {'score':>10} {'epochs':>6} {'seconds':>8}")
+    for run in rows:
+        s = run.summary()
+        score = s.get("primary_score")
+        score_text = f"{score:>10.5f}" if isinstance(score, (int, float)) else f"{'(unfinished)':>10}"
+        click.echo(f"{run.competition:<14} {run.id:<20} {s.get('primary_metric', '-'):<10} {score_text} "
+                   f"{s.get('epochs', '-'):>6} {s.get('train_seconds', '-'):>8}")
+
+
+@cli.command("explain")
+@click.argument("name")
+@click.option("--run", "run_id", default="latest", show_default=True)
+@click.pass_context
+def explain(ctx, name, run_id):
+    """Show what a trained model learned (text and a PNG plot in the run folder)."""
+    from harness.runs import Run
+
+    comp = _competition(name)
+    run = Run.find(_workspace(ctx), name, run_id)
+    comp.explain(run, run.dir)
+
+
+@cli.command("model")
+@click.argument("name")
+@config_option
+@set_option
+@click.option("--run", "run_id", help="Show a trained run's model instead of a fresh one from the config.")
+@data_dir_option
+@click.pass_context
+def model(ctx, name, config_file, overrides, run_id, data_dir):
+    """Print the model's layers with their parameter shapes and counts."""
+    from harness import runner
+    from harness.model_summary import summarize
+    from harness.runs import Run
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    if run_id:
+        run = Run.find(workspace, name, run_id)
+        config, state = run.config(), run.state()
+    else:
+        config = _config(comp, config_file, overrides)
+        raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
+        state = comp.prepare(raw, config).state
+    net = comp.build_model(state, config)
+    click.echo(summarize(net, comp.layer_groups(net)))
+
+
+def main():
+    cli(prog_name="harness")
+
+
+def _register_plugin_commands():
+    from harness.plugins import register_plugin_commands
+
+    register_plugin_commands(cli)
+
+
+_register_plugin_commands()

@@ -1,0 +1,114 @@
+"""What a competition plugin provides. Subclass ``Competition`` and override what is special.
+
+The shared flow (``harness.runner``) calls these in order:
+
+    load(data_dir, config)            -> raw data, checked (HarnessError names the file/column)
+    prepare(raw, config)              -> Prepared: loaders plus fitted preprocessing state
+    build_model(state, config)        -> nn.Module (rebuilt from the saved state at predict time)
+    layer_groups(model)               -> parameter groups for differential rates and freezing
+    loss_fn(config), metrics(config)  -> the first metric is the primary one
+    train(learn, config)              -> the training recipe (default: one fit from [train])
+    predict(learn, state, raw, config)-> Predictions: submission frame plus raw outputs
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from torch import nn
+
+from harness.config import load_config
+from harness.errors import HarnessError
+from harness.metrics import Metric
+
+
+@dataclass
+class Prepared:
+    """The output of preprocessing: loaders, and the fitted state needed again at test time."""
+
+    train_dl: Any
+    valid_dl: Any
+    state: dict  # JSON-serialisable; saved with the run as preprocessing.json
+    extra: dict = field(default_factory=dict)  # anything else the plugin wants to pass along
+
+
+@dataclass
+class Predictions:
+    submission: pd.DataFrame  # exactly the competition's submission format
+    raw: np.ndarray  # model outputs per test row, on the scale blending averages
+
+
+class Competition:
+    name: str = ""
+    kaggle_slug: str | None = None  # None: no Kaggle counterpart (scored locally)
+    description: str = ""
+    config_path: Path | None = None  # the default config (TOML)
+    raw_files: tuple[str, ...] = ()  # files `harness data --from` copies and checks
+
+    # -------------------------------------------------------------- config and data
+    def default_config(self) -> dict:
+        if self.config_path is None:
+            raise HarnessError(f"competition {self.name} has no default config")
+        return load_config(self.config_path)
+
+    def check_raw(self, data_dir: Path) -> None:
+        """Raise HarnessError naming the first missing file."""
+        for name in self.raw_files:
+            if not (Path(data_dir) / name).exists():
+                raise HarnessError(f"{Path(data_dir) / name} is missing; run `harness data {self.name} --sample` "
+                                   f"or `harness data {self.name} --from DIR` with the competition's files")
+
+    def write_sample(self, data_dir: Path, seed: int = 0) -> None:
+        """Write a small dataset in the competition's own file format (demo and tests)."""
+        raise NotImplementedError
+
+    def load(self, data_dir: Path, config: dict):
+        raise NotImplementedError
+
+    # -------------------------------------------------------------- model and training
+    def prepare(self, raw, config: dict) -> Prepared:
+        raise NotImplementedError
+
+    def build_model(self, state: dict, config: dict) -> nn.Module:
+        raise NotImplementedError
+
+    def layer_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
+        return [list(model.parameters())]
+
+    def loss_fn(self, config: dict):
+        raise NotImplementedError
+
+    def metrics(self, config: dict) -> list[Metric]:
+        raise NotImplementedError
+
+    def train(self, learn, config: dict) -> None:
+        """The training recipe. The default is one fit with the [train] section's schedule."""
+        t = config["train"]
+        learn.fit(
+            t["epochs"], t["lr"], schedule=t.get("schedule", "one-cycle"),
+            pct_start=t.get("pct_start", 0.25), cycle_len=t.get("cycle_len", 1), cycle_mult=t.get("cycle_mult", 1),
+        )
+
+    def predict(self, learn, state: dict, raw, config: dict) -> Predictions | None:
+        """Predictions for the raw data's test set, or None if it has none."""
+        return None
+
+    def check_submission(self, submission: pd.DataFrame, raw) -> None:
+        """Raise HarnessError if the submission does not match the competition's format."""
+
+    # -------------------------------------------------------------- optional extras
+    def search_space(self, trial, config: dict) -> dict:
+        """Overrides (``section.key``: value) suggested by an Optuna trial.
+
+        The default reads the config's [search] table, e.g.
+        ``"model.dropout" = {type = "float", low = 0.0, high = 0.5}``.
+        """
+        from harness.search_space import suggest_from_config
+
+        return suggest_from_config(trial, config)
+
+    def explain(self, run, out_dir: Path) -> None:
+        raise HarnessError(f"competition {self.name} has no `explain` report")

@@ -1,0 +1,1 @@
+"""Shared data pieces: in-memory batching, splits, preprocessing."""

@@ -1,0 +1,51 @@
+"""Reading competition files with checks that name the file and column at fault."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from harness.errors import HarnessError
+
+
+def read_table(path, required=(), numeric=(), integer=(), **read_kwargs) -> pd.DataFrame:
+    """Read a CSV-like file; every failure is a HarnessError naming the file (and column).
+
+    ``required`` columns must exist; ``numeric`` ones must parse as numbers (no blanks); ``integer``
+    ones must also be whole numbers.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise HarnessError(f"{path} is missing")
+    if path.stat().st_size == 0:
+        raise HarnessError(f"{path} is empty")
+    try:
+        frame = pd.read_csv(path, **read_kwargs)
+    except pd.errors.EmptyDataError:
+        raise HarnessError(f"{path} is empty") from None
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise HarnessError(f"{path} could not be parsed: {str(exc).splitlines()[0]}") from None
+    if frame.empty:
+        raise HarnessError(f"{path} has no data rows")
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise HarnessError(f"{path} is missing column(s) {', '.join(missing)}; found: {', '.join(map(str, frame.columns))}")
+    for col in [*numeric, *integer]:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna()
+        if bad.any():
+            row = int(bad.idxmax())
+            raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric or empty value(s), "
+                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
+        if col in integer and (values % 1 != 0).any():
+            raise HarnessError(f"{path}: column {col} must hold whole numbers (ids)")
+        frame[col] = values.astype("int64") if col in integer else values
+    return frame
+
+
+def check_no_duplicates(frame: pd.DataFrame, columns: list[str], path) -> None:
+    dup = frame.duplicated(subset=columns)
+    if dup.any():
+        first = frame.loc[dup, columns].iloc[0].to_dict()
+        raise HarnessError(f"{path}: {int(dup.sum())} duplicated ({', '.join(columns)}) row(s), first {first}; "
+                           "keep one row per pair")

@@ -1,0 +1,69 @@
+"""Collaborative filtering with embeddings (lesson 4): a biased dot product, and a small neural net.
+
+Row 0 of every table is reserved for ids never seen in training. It starts at zero and, having no
+gradient, stays there, so an unknown user or item falls back to the other side's bias and the
+global bias (about the mean rating).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def _embedding(n: int, dim: int, std: float = 0.01) -> nn.Embedding:
+    emb = nn.Embedding(n, dim)
+    with torch.no_grad():
+        nn.init.trunc_normal_(emb.weight, std=std, a=-2 * std, b=2 * std)
+        emb.weight[0].zero_()
+    return emb
+
+
+def scale_to_range(x: torch.Tensor, y_range) -> torch.Tensor:
+    lo, hi = y_range
+    return torch.sigmoid(x) * (hi - lo) + lo
+
+
+def logit_of(value: float, y_range) -> float:
+    """The pre-sigmoid value that ``scale_to_range`` maps to ``value`` (to start at the mean)."""
+    lo, hi = y_range
+    p = min(max((value - lo) / (hi - lo), 1e-4), 1 - 1e-4)
+    return float(torch.logit(torch.tensor(p)))
+
+
+class DotProductBias(nn.Module):
+    def __init__(self, n_users: int, n_items: int, n_factors: int = 50, y_range=(0.0, 5.5), global_mean: float = 3.5):
+        super().__init__()
+        self.y_range = tuple(y_range)
+        self.user_factors = _embedding(n_users, n_factors)
+        self.item_factors = _embedding(n_items, n_factors)
+        self.user_bias = _embedding(n_users, 1)
+        self.item_bias = _embedding(n_items, 1)
+        self.global_bias = nn.Parameter(torch.tensor(logit_of(global_mean, y_range)))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dot = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
+        x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
+        return scale_to_range(x, self.y_range)
+
+
+class CollabNN(nn.Module):
+    """Concatenated user and item embeddings through a small MLP."""
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int = 50, hidden=(100,), dropout: float = 0.1,
+                 y_range=(0.0, 5.5), global_mean: float = 3.5):
+        super().__init__()
+        self.y_range = tuple(y_range)
+        self.user_factors = _embedding(n_users, n_factors)
+        self.item_factors = _embedding(n_items, n_factors)
+        layers, width = [], 2 * n_factors
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)]
+            width = h
+        out = nn.Linear(width, 1)
+        with torch.no_grad():
+            out.bias.fill_(logit_of(global_mean, y_range))
+        self.mlp = nn.Sequential(*layers, out)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([self.user_factors(users), self.item_factors(items)], dim=1)
+        return scale_to_range(self.mlp(x).squeeze(1), self.y_range)

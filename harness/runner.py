@@ -1,0 +1,118 @@
+"""The shared flow from raw files to a trained run and a submission, for any competition."""
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from harness.competition import Competition, Predictions
+from harness.config import config_hash
+from harness.errors import HarnessError
+from harness.plots import plot_losses
+from harness.runs import Run
+from harness.train import Learner, seed_everything
+from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Recorder
+from harness.workspace import write_csv
+
+
+def data_dir_for(workspace: Path, competition: Competition, data_dir: str | Path | None) -> Path:
+    """An explicit --data-dir, else the workspace copy made by `harness data`."""
+    path = Path(data_dir) if data_dir else Path(workspace) / "data" / competition.name
+    if not path.exists():
+        raise HarnessError(f"no data for {competition.name} at {path}; run `harness data {competition.name} --sample` "
+                           f"(demo data) or `harness data {competition.name} --from DIR`, or pass --data-dir")
+    competition.check_raw(path)
+    return path
+
+
+def make_learner(competition: Competition, prepared, config: dict, device=None, callbacks=(), echo=True,
+                 progress=None) -> Learner:
+    t = config["train"]
+    model = competition.build_model(prepared.state, config)
+    cbs = [Recorder(echo=echo), ProgressBar(disable=progress), *callbacks]
+    if t.get("early_stopping_patience", 0):
+        cbs.append(EarlyStopping(t["early_stopping_patience"]))
+    return Learner(
+        model, prepared.train_dl, prepared.valid_dl, competition.loss_fn(config), competition.metrics(config),
+        layer_groups=competition.layer_groups(model), wd=t.get("wd", 0.01), betas=tuple(t.get("betas", (0.9, 0.99))),
+        clip=t.get("clip") or None, device=device, mixed_precision=t.get("mixed_precision", "auto"), callbacks=cbs,
+    )
+
+
+def train(competition: Competition, config: dict, data_dir: Path, workspace: Path, device=None,
+          resume: Run | None = None, callbacks=(), echo=True, progress=None) -> Run:
+    """Train one run end to end: preprocess, fit (with checkpoints), score, predict the test set."""
+    started = time.time()
+    seed_everything(int(config.get("seed", 0)))
+    raw = competition.load(data_dir, config)
+    prepared = competition.prepare(raw, config)
+    run = resume or Run.create(workspace, competition.name)
+    run.save_config(config)
+    run.save_state(prepared.state)
+    learn = make_learner(competition, prepared, config, device, [Checkpoint(run.path("checkpoints")), *callbacks],
+                         echo=echo, progress=progress)
+    learn.prepared, learn.run = prepared, run
+    if resume is not None:
+        if not run.checkpoint.exists():
+            raise HarnessError(f"{run.checkpoint} does not exist; the run stopped before its first epoch ended")
+        learn.resume_from(run.checkpoint)
+    competition.train(learn, config)
+    learn.save_model(run.path("model.pt"))
+    recorder = learn.get_callback(Recorder)
+    history = recorder.history
+    if history:
+        write_csv(run.path("history.csv"), pd.DataFrame(history))
+        plot_losses(history, recorder.batch_losses, run.path("loss.png"), title=f"{competition.name} {run.id}")
+    if learn.valid_preds is not None:
+        run.save_array("valid_preds.npy", learn.valid_preds.numpy())
+        run.save_array("valid_targets.npy", learn.valid_targets.numpy())
+    summary = {
+        "competition": competition.name, "run": run.id, "config_hash": config_hash(config),
+        "valid_loss": learn.valid_loss, "metrics": learn.metrics,
+        "primary_metric": learn.primary_metric.name if learn.primary_metric else "valid_loss",
+        "primary_score": learn.primary_score,
+        "direction": learn.primary_metric.direction if learn.primary_metric else "minimize",
+        "epochs": len(history), "device": str(learn.device), "torch": torch.__version__,
+        "machine": platform.node(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "train_seconds": round(time.time() - started, 2),
+    }
+    predictions = competition.predict(learn, prepared.state, raw, config)
+    if predictions is not None:
+        save_predictions(run, competition, predictions, raw)
+        summary["submission"] = str(run.path("submission.csv"))
+    run.save_summary(summary)
+    run.learner = learn
+    return run
+
+
+def save_predictions(run: Run, competition: Competition, predictions: Predictions, raw) -> None:
+    competition.check_submission(predictions.submission, raw)
+    run.save_array("test_preds.npy", predictions.raw)
+    write_csv(run.path("submission.csv"), predictions.submission)
+
+
+def load_learner(competition: Competition, run: Run, device=None) -> Learner:
+    """Rebuild a trained run's model from its config and preprocessing state, with its weights."""
+    config, state = run.config(), run.state()
+    model = competition.build_model(state, config)
+    learn = Learner(model, None, None, competition.loss_fn(config), competition.metrics(config),
+                    layer_groups=competition.layer_groups(model), device=device)
+    weights = run.path("model.pt")
+    if not weights.exists():
+        raise HarnessError(f"{weights} is missing; the run did not finish (resume it with --resume)")
+    learn.load_model(weights)
+    return learn
+
+
+def predict(competition: Competition, run: Run, data_dir: Path, device=None) -> Path:
+    config = run.config()
+    learn = load_learner(competition, run, device)
+    raw = competition.load(data_dir, config)
+    predictions = competition.predict(learn, run.state(), raw, config)
+    if predictions is None:
+        raise HarnessError(f"{data_dir} has no test file for {competition.name} to predict")
+    save_predictions(run, competition, predictions, raw)
+    return run.path("submission.csv")

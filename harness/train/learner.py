@@ -1,0 +1,358 @@
+"""The Learner: one training loop for every competition.
+
+It owns a model, its train/valid loaders, loss, metrics and an AdamW optimizer with one parameter
+group per layer group (for differential learning rates and freezing). Anything beyond the bare loop
+is a callback (see ``harness.train.callbacks``).
+"""
+from __future__ import annotations
+
+import contextlib
+import random
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from harness.device import pick_device
+from harness.metrics import Metric
+from harness.train.callbacks import EVENTS, CancelFit, Callback
+from harness.train.schedules import SCHEDULES, make_scheduler, sgdr_epochs
+from harness.workspace import torch_save
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
+    np_state = np.random.get_state()
+    state["numpy_pos"] = int(np_state[2])
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(state["python"])
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def lr_per_group(lr, n_groups: int) -> list[float]:
+    """A float gives every group that rate; a slice(lo, hi) spreads rates geometrically from the
+    first group to the last (the lesson's differential learning rates); a list is taken as is."""
+    if isinstance(lr, slice):
+        lo, hi = lr.start, lr.stop
+        if lo is None:
+            return [hi / 10] * (n_groups - 1) + [hi] if n_groups > 1 else [hi]
+        return [float(x) for x in np.geomspace(lo, hi, n_groups)] if n_groups > 1 else [hi]
+    if isinstance(lr, (list, tuple)):
+        if len(lr) != n_groups:
+            raise ValueError(f"{len(lr)} learning rates given for {n_groups} layer groups")
+        return [float(x) for x in lr]
+    return [float(lr)] * n_groups
+
+
+def _default_layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
+    return [list(model.parameters())]
+
+
+class Learner:
+    def __init__(
+        self,
+        model: nn.Module,
+        train_dl,
+        valid_dl,
+        loss_fn,
+        metrics: Sequence[Metric] = (),
+        layer_groups: Sequence[Sequence[nn.Parameter]] | None = None,
+        wd: float = 0.01,
+        betas: tuple[float, float] = (0.9, 0.99),
+        clip: float | None = None,
+        device: str | torch.device | None = None,
+        mixed_precision: str = "auto",
+        callbacks: Sequence[Callback] = (),
+        keep_valid_preds: bool = True,
+    ):
+        self.device = device if isinstance(device, torch.device) else pick_device(device)
+        self.model = model.to(self.device)
+        self.train_dl, self.valid_dl = train_dl, valid_dl
+        self.loss_fn = loss_fn
+        self.metric_list = list(metrics)
+        self.clip = clip
+        self.keep_valid_preds = keep_valid_preds
+        groups = [list(g) for g in (layer_groups or _default_layer_groups(self.model))]
+        self.layer_groups = groups
+        self.opt = torch.optim.AdamW(
+            [{"params": g} for g in groups], lr=1e-3, weight_decay=wd, betas=betas,
+        )
+        self.amp_dtype, self.scaler = self._mixed_precision(mixed_precision)
+        self.callbacks: list[Callback] = []
+        self.add_callbacks(callbacks)
+        self.fit_index = -1  # how many fit() calls have started; checkpoints record it
+        self.resume_state: dict | None = None
+        self.epoch, self.n_epochs = 0, 0
+        self.valid_loss, self.metrics = float("nan"), {}
+        self.valid_preds = None
+        self.scheduler = None
+
+    # ----------------------------------------------------------------- callbacks
+    def add_callbacks(self, callbacks: Sequence[Callback]) -> None:
+        self.callbacks = sorted([*self.callbacks, *callbacks], key=lambda cb: cb.order)
+        # Bind only the overridden handlers, so an event nobody listens to costs nothing per batch.
+        self._handlers = {
+            event: [getattr(cb, event) for cb in self.callbacks
+                    if getattr(type(cb), event) is not getattr(Callback, event)]
+            for event in EVENTS
+        }
+
+    def remove_callback(self, callback: Callback) -> None:
+        self.callbacks = [cb for cb in self.callbacks if cb is not callback]
+        self.add_callbacks([])
+
+    def get_callback(self, cls):
+        return next((cb for cb in self.callbacks if isinstance(cb, cls)), None)
+
+    def _event(self, name: str) -> None:
+        for handler in self._handlers[name]:
+            handler(self)
+
+    # ----------------------------------------------------------------- freezing
+    def freeze_to(self, n: int) -> None:
+        """Freeze the first ``n`` layer groups (negative counts from the end); train the rest."""
+        n = n % len(self.layer_groups) if n < 0 else n
+        for i, group in enumerate(self.layer_groups):
+            for p in group:
+                p.requires_grad_(i >= n)
+
+    def freeze(self) -> None:
+        """Train only the last layer group (the head)."""
+        self.freeze_to(len(self.layer_groups) - 1)
+
+    def unfreeze(self) -> None:
+        self.freeze_to(0)
+
+    # ----------------------------------------------------------------- precision
+    def _mixed_precision(self, mode: str):
+        if self.device.type != "cuda" or mode in ("none", "fp32", None):
+            return None, None
+        if mode == "auto":
+            mode = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        if mode == "bf16":
+            return torch.bfloat16, None
+        if mode == "fp16":
+            return torch.float16, torch.amp.GradScaler("cuda")
+        raise ValueError(f"mixed_precision must be auto, bf16, fp16 or none; got {mode!r}")
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # ----------------------------------------------------------------- the loop
+    def _to_device(self, batch):
+        if batch is None:
+            return None
+        if isinstance(batch, torch.Tensor):
+            return batch.to(self.device, non_blocking=True)
+        return tuple(self._to_device(b) for b in batch)
+
+    def _forward(self, xb):
+        return self.model(*xb) if isinstance(xb, tuple) else self.model(xb)
+
+    def train_step(self, xb, yb) -> None:
+        """One optimisation step on one batch (also used by lr_find)."""
+        self.xb, self.yb = self._to_device(xb), self._to_device(yb)
+        self._event("before_batch")
+        with self._autocast():
+            self.pred = self._forward(self.xb)
+            self.loss = self.loss_fn(self.pred, self.yb)
+        self._event("after_loss")
+        if self.scaler is not None:
+            self.scaler.scale(self.loss).backward()
+            self.scaler.unscale_(self.opt)
+        else:
+            self.loss.backward()
+        if self.clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        if self.scaler is not None:
+            self.scaler.step(self.opt)
+            self.scaler.update()
+        else:
+            self.opt.step()
+        self.opt.zero_grad(set_to_none=True)
+        if self.scheduler is not None:
+            self.scheduler.step()
+        self.loss_value = self.loss.item()
+        self._event("after_step")
+
+    def fit(self, epochs: int, lr=1e-3, schedule: str = "constant", pct_start: float = 0.25,
+            div_factor: float = 25.0, final_div_factor: float = 1e4, cycle_len: int = 1,
+            cycle_mult: int = 1) -> list[dict]:
+        """Train for ``epochs`` epochs. ``lr`` is a float, a list (one per layer group) or a slice.
+
+        With ``schedule="sgdr"``, ``epochs`` counts cycles: the fit lasts
+        ``cycle_len * (1 + cycle_mult + cycle_mult**2 + ...)`` epochs.
+        """
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        self.fit_index += 1
+        resume = self.resume_state
+        if resume is not None and resume["fit_index"] > self.fit_index:
+            return []  # this fit finished before the checkpoint was taken: skip it
+        n_epochs = sgdr_epochs(epochs, cycle_len, cycle_mult) if schedule == "sgdr" else epochs
+        self.n_epochs = n_epochs
+        lrs = lr_per_group(lr, len(self.layer_groups))
+        for group, group_lr in zip(self.opt.param_groups, lrs):
+            group["lr"] = group_lr
+            group.pop("initial_lr", None)
+        self.scheduler = make_scheduler(
+            schedule, self.opt, n_epochs, len(self.train_dl), lrs, pct_start=pct_start,
+            div_factor=div_factor, final_div_factor=final_div_factor, cycle_len=cycle_len, cycle_mult=cycle_mult,
+        )
+        start_epoch = 0
+        if resume is not None and resume["fit_index"] == self.fit_index:
+            start_epoch = self._load_training_state(resume) + 1
+            self.resume_state = None
+        start_history = len(self.history)
+        try:
+            self._event("before_fit")
+            for epoch in range(start_epoch, n_epochs):
+                self.epoch = epoch
+                self.model.train()
+                self._event("before_epoch")
+                for xb, yb in self.train_dl:
+                    self.train_step(xb, yb)
+                    self._event("after_batch")
+                self.validate()
+                self._event("after_epoch")
+        except CancelFit:
+            pass
+        finally:
+            self._event("after_fit")
+            self.scheduler = None
+        return self.history[start_history:]
+
+    def fit_one_cycle(self, epochs: int, lr=1e-3, **kwargs):
+        return self.fit(epochs, lr, schedule="one-cycle", **kwargs)
+
+    def fit_sgdr(self, n_cycles: int, lr=1e-3, cycle_len: int = 1, cycle_mult: int = 1):
+        return self.fit(n_cycles, lr, schedule="sgdr", cycle_len=cycle_len, cycle_mult=cycle_mult)
+
+    @property
+    def history(self) -> list[dict]:
+        from harness.train.callbacks import Recorder
+
+        recorder = self.get_callback(Recorder)
+        return recorder.history if recorder else []
+
+    # ----------------------------------------------------------------- evaluation
+    @property
+    def primary_metric(self) -> Metric | None:
+        return self.metric_list[0] if self.metric_list else None
+
+    @property
+    def primary_score(self) -> float | None:
+        metric = self.primary_metric
+        return self.metrics.get(metric.name) if metric else self.valid_loss
+
+    @torch.no_grad()
+    def validate(self, dl=None) -> tuple[float, dict]:
+        """Loss and metrics on the validation loader; sets ``valid_loss``, ``metrics``, ``valid_preds``."""
+        dl = dl or self.valid_dl
+        if dl is None:
+            self.valid_loss, self.metrics = float("nan"), {}
+            return self.valid_loss, self.metrics
+        self.model.eval()
+        self._event("before_validate")
+        total, count = 0.0, 0
+        preds, targets = [], []
+        for xb, yb in dl:
+            xb, yb = self._to_device(xb), self._to_device(yb)
+            with self._autocast():
+                pred = self._forward(xb)
+                loss = self.loss_fn(pred, yb)
+            n = len(yb)
+            total += loss.item() * n
+            count += n
+            if self.keep_valid_preds:
+                preds.append(pred.float().cpu())
+                targets.append(yb.cpu())
+        self.valid_loss = total / max(count, 1)
+        self.metrics = {}
+        if preds:
+            self.valid_preds, self.valid_targets = torch.cat(preds), torch.cat(targets)
+        for metric in self.metric_list:
+            if metric.from_loss:
+                self.metrics[metric.name] = metric(self.valid_loss)
+            elif preds:
+                self.metrics[metric.name] = metric(self.valid_preds, self.valid_targets)
+        self._event("after_validate")
+        return self.valid_loss, self.metrics
+
+    @torch.no_grad()
+    def predict(self, dl) -> torch.Tensor:
+        """Raw model outputs for every batch of ``dl`` (targets, if any, are ignored)."""
+        self.model.eval()
+        outs = []
+        for xb, _ in dl:
+            with self._autocast():
+                outs.append(self._forward(self._to_device(xb)).float().cpu())
+        return torch.cat(outs)
+
+    # ----------------------------------------------------------------- persistence
+    def save_model(self, path) -> None:
+        torch_save(self.model.state_dict(), path)
+
+    def load_model(self, path) -> None:
+        self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
+
+    def save_checkpoint(self, path) -> None:
+        """Everything needed to continue exactly: model, optimizer, scheduler, epoch and RNG state."""
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "fit_index": self.fit_index,
+            "epoch": self.epoch,
+            "rng": rng_state(),
+            "train_dl": self.train_dl.state_dict() if hasattr(self.train_dl, "state_dict") else None,
+            "history": self.history,
+        }
+        torch_save(state, path)
+
+    def resume_from(self, path) -> None:
+        """Arrange for the matching ``fit`` call to continue after the checkpoint's epoch."""
+        self.resume_state = torch.load(Path(path), map_location="cpu", weights_only=True)
+
+    def _load_training_state(self, state: dict) -> int:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.scheduler is not None and state["scheduler"] is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        if state.get("train_dl") is not None and hasattr(self.train_dl, "load_state_dict"):
+            self.train_dl.load_state_dict(state["train_dl"])
+        from harness.train.callbacks import Recorder
+
+        recorder = self.get_callback(Recorder)
+        if recorder is not None and state.get("history"):
+            recorder.history[:] = list(state["history"])
+        set_rng_state(state["rng"])
+        return int(state["epoch"])
+
+    # ----------------------------------------------------------------- lr finder
+    def lr_find(self, **kwargs):
+        from harness.train.lr_find import lr_find
+
+        return lr_find(self, **kwargs)

@@ -1,0 +1,117 @@
+"""The learning-rate finder: an exponential sweep that leaves the learner exactly as it found it."""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from harness.train.learner import lr_per_group, rng_state, set_rng_state
+
+
+@dataclass
+class LRFindResult:
+    lrs: list[float] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)  # smoothed
+    suggestion: float = float("nan")  # the steepest descent of the smoothed loss
+    lr_min: float = float("nan")  # a tenth of the rate at the lowest loss
+
+    def plot(self, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from harness.workspace import save_figure
+
+        fig, ax = plt.subplots(figsize=(6, 4))
+        ax.plot(self.lrs, self.losses)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (log scale)")
+        ax.set_ylabel("smoothed training loss")
+        if not math.isnan(self.suggestion):
+            i = int(np.argmin(np.abs(np.array(self.lrs) - self.suggestion)))
+            ax.plot([self.suggestion], [self.losses[i]], "ro", label=f"suggested {self.suggestion:.2e}")
+            ax.legend()
+        ax.set_title("lr_find")
+        save_figure(fig, path)
+
+
+def _suggest(lrs, losses) -> tuple[float, float]:
+    lrs, losses = np.asarray(lrs), np.asarray(losses)
+    if len(losses) < 5:
+        return float("nan"), float("nan")
+    best = int(np.argmin(losses))
+    lr_min = float(lrs[best] / 10)
+    # Steepest descent of loss against log(lr), up to the minimum; skip the noisy first points.
+    lo = min(len(losses) // 10, max(best - 1, 0))
+    span = slice(lo, max(best, lo + 2) + 1)
+    grads = np.gradient(losses[span], np.log(lrs[span]))
+    return float(lrs[span][int(np.argmin(grads))]), lr_min
+
+
+def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100,
+            beta: float = 0.98, diverge: float = 4.0, plot_path=None) -> LRFindResult:
+    """Sweep the rate exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches.
+
+    The loss is smoothed (exponential moving average with bias correction); the sweep stops once it
+    exceeds ``diverge`` times the best seen. Model, optimizer, loader and RNG states are restored.
+    Layer groups keep their relative rates if the optimizer has differential rates set.
+    """
+    saved = {
+        "model": copy.deepcopy(learn.model.state_dict()),
+        "opt": copy.deepcopy(learn.opt.state_dict()),
+        "rng": rng_state(),
+        "dl": learn.train_dl.state_dict() if hasattr(learn.train_dl, "state_dict") else None,
+        "callbacks": learn.callbacks,
+        "scheduler": learn.scheduler,
+    }
+    ratios = np.array([g["lr"] for g in learn.opt.param_groups], dtype=float)
+    ratios = ratios / ratios.max() if ratios.max() > 0 else np.ones_like(ratios)
+    learn.add_callbacks([])
+    learn.callbacks = [cb for cb in learn.callbacks if cb.during_lr_find]
+    learn.add_callbacks([])
+    learn.scheduler = None
+    result = LRFindResult()
+    mult = (end_lr / start_lr) ** (1 / max(num_it - 1, 1))
+    avg, best = 0.0, math.inf
+    learn.model.train()
+    try:
+        it = 0
+        while it < num_it:
+            for xb, yb in learn.train_dl:
+                lr = start_lr * mult**it
+                for group, r in zip(learn.opt.param_groups, lr_per_group(list(ratios * lr), len(ratios))):
+                    group["lr"] = r
+                learn.train_step(xb, yb)
+                loss = learn.loss_value
+                it += 1
+                if math.isnan(loss):
+                    break
+                avg = beta * avg + (1 - beta) * loss
+                smooth = avg / (1 - beta**it)
+                result.lrs.append(lr)
+                result.losses.append(smooth)
+                best = min(best, smooth)
+                if smooth > diverge * best or it >= num_it:
+                    it = num_it
+                    break
+            else:
+                continue
+            break
+    finally:
+        learn.model.load_state_dict(saved["model"])
+        learn.opt.load_state_dict(saved["opt"])
+        set_rng_state(saved["rng"])
+        if saved["dl"] is not None:
+            learn.train_dl.load_state_dict(saved["dl"])
+        learn.callbacks = []
+        learn.add_callbacks(saved["callbacks"])
+        learn.scheduler = saved["scheduler"]
+        learn.opt.zero_grad(set_to_none=True)
+    result.suggestion, result.lr_min = _suggest(result.lrs, result.losses)
+    if plot_path is not None:
+        result.plot(plot_path)
+    return result

@@ -1,0 +1,186 @@
+"""MovieLens ratings: collaborative filtering with embeddings.
+
+Reads the ml-100k layout (u.data, u.item and the predefined u1..u5, ua, ub splits) and the layout of
+the newer releases (ratings.csv, movies.csv). An optional test.csv (id,userId,movieId) gets a
+submission id,rating; its held-out answers, if known, sit in solution.csv (id,rating).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from competitions import config_path
+from harness.competition import Competition, Predictions, Prepared
+from harness.data.files import check_no_duplicates, read_table
+from harness.data.loaders import TensorLoader
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.metrics import rmse
+from harness.models.collab import CollabNN, DotProductBias
+
+PREDEFINED_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+ML100K_COLUMNS = ["user", "item", "rating", "timestamp"]
+
+
+@dataclass
+class MovieLensData:
+    ratings: pd.DataFrame  # user, item, rating
+    titles: dict  # item id -> title
+    test: pd.DataFrame | None  # id, user, item
+    data_dir: Path
+
+
+def _read_ml100k_ratings(path: Path) -> pd.DataFrame:
+    frame = read_table(path, sep="\t", header=None, names=ML100K_COLUMNS, integer=("user", "item"),
+                       numeric=("rating",))
+    check_no_duplicates(frame, ["user", "item"], path)
+    return frame
+
+
+def _codes(ids, known) -> np.ndarray:
+    """Embedding rows for raw ids: 1..n for ids seen in training, 0 for the rest."""
+    return pd.Index(known).get_indexer(pd.Index(ids)) + 1
+
+
+class MovieLens(Competition):
+    name = "movielens"
+    kaggle_slug = None  # scored locally against solution.csv
+    description = "MovieLens ratings: embedding dot product / neural collaborative filtering (RMSE)"
+    config_path = config_path("movielens")
+
+    # ------------------------------------------------------------------ data
+    def check_raw(self, data_dir):
+        data_dir = Path(data_dir)
+        if not (data_dir / "u.data").exists() and not (data_dir / "ratings.csv").exists():
+            raise HarnessError(f"{data_dir} has neither u.data (ml-100k) nor ratings.csv (newer MovieLens); "
+                               "run `harness data movielens --sample` or point --from at a MovieLens folder")
+
+    def load(self, data_dir, config) -> MovieLensData:
+        data_dir = Path(data_dir)
+        self.check_raw(data_dir)
+        if (data_dir / "u.data").exists():
+            ratings = _read_ml100k_ratings(data_dir / "u.data")
+            titles = {}
+            if (data_dir / "u.item").exists():
+                items = pd.read_csv(data_dir / "u.item", sep="|", header=None, encoding="latin-1", usecols=[0, 1])
+                titles = dict(zip(items[0].astype(int), items[1].astype(str)))
+        else:
+            ratings = read_table(data_dir / "ratings.csv", required=("userId", "movieId", "rating"),
+                                 integer=("userId", "movieId"), numeric=("rating",))
+            ratings = ratings.rename(columns={"userId": "user", "movieId": "item"})
+            check_no_duplicates(ratings, ["user", "item"], data_dir / "ratings.csv")
+            titles = {}
+            if (data_dir / "movies.csv").exists():
+                movies = read_table(data_dir / "movies.csv", required=("movieId", "title"), integer=("movieId",))
+                titles = dict(zip(movies["movieId"], movies["title"].astype(str)))
+        test = None
+        if (data_dir / "test.csv").exists():
+            path = data_dir / "test.csv"
+            test = read_table(path, required=("id", "userId", "movieId"), integer=("userId", "movieId"))
+            test = test.rename(columns={"userId": "user", "movieId": "item"})
+            if test["id"].duplicated().any():
+                raise HarnessError(f"{path}: column id has duplicated values, first {test['id'][test['id'].duplicated()].iloc[0]!r}")
+        return MovieLensData(ratings[["user", "item", "rating"]], titles, test, data_dir)
+
+    def split(self, data: MovieLensData, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+        split = config["data"]["split"]
+        if split == "random":
+            rng = np.random.default_rng(config.get("seed", 0))
+            order = rng.permutation(len(data.ratings))
+            n_valid = int(round(len(order) * config["data"]["valid_pct"]))
+            return data.ratings.iloc[order[n_valid:]], data.ratings.iloc[order[:n_valid]]
+        if split not in PREDEFINED_SPLITS:
+            raise HarnessError(f"data.split = {split!r}: use random or one of {', '.join(PREDEFINED_SPLITS)}")
+        base, test = data.data_dir / f"{split}.base", data.data_dir / f"{split}.test"
+        if not base.exists() or not test.exists():
+            raise HarnessError(f"data.split = {split!r} needs {base.name} and {test.name} in {data.data_dir} "
+                               "(the ml-100k layout); use data.split = \"random\" for other data")
+        return _read_ml100k_ratings(base), _read_ml100k_ratings(test)
+
+    # ------------------------------------------------------------------ preprocessing
+    def prepare(self, raw: MovieLensData, config) -> Prepared:
+        train, valid = self.split(raw, config)
+        users, items = np.sort(train["user"].unique()), np.sort(train["item"].unique())
+        counts = train["item"].value_counts()
+        state = {
+            "users": users.tolist(), "items": items.tolist(), "global_mean": float(train["rating"].mean()),
+            "item_counts": [int(counts.get(i, 0)) for i in items],
+            "titles": {str(i): raw.titles.get(int(i), str(i)) for i in items},
+        }
+        t = config["train"]
+        seed = int(config.get("seed", 0))
+        return Prepared(
+            train_dl=self._loader(train, state, t["batch_size"], shuffle=True, seed=seed),
+            valid_dl=self._loader(valid, state, max(t["batch_size"], 4096), shuffle=False, seed=seed),
+            state=state,
+        )
+
+    def _loader(self, frame, state, batch_size, shuffle=False, seed=0) -> TensorLoader:
+        users = torch.as_tensor(_codes(frame["user"], state["users"]), dtype=torch.long)
+        items = torch.as_tensor(_codes(frame["item"], state["items"]), dtype=torch.long)
+        target = torch.tensor(frame["rating"].to_numpy(dtype=np.float32)) if "rating" in frame else None
+        return TensorLoader((users, items), target, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+    # ------------------------------------------------------------------ model
+    def build_model(self, state, config) -> nn.Module:
+        m = config["model"]
+        n_users, n_items = len(state["users"]) + 1, len(state["items"]) + 1
+        if m["kind"] == "dot":
+            return DotProductBias(n_users, n_items, m["n_factors"], m["y_range"], state["global_mean"])
+        if m["kind"] == "nn":
+            return CollabNN(n_users, n_items, m["n_factors"], m["hidden"], m["dropout"], m["y_range"],
+                            state["global_mean"])
+        raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\" or \"nn\"")
+
+    def loss_fn(self, config):
+        return nn.MSELoss()
+
+    def metrics(self, config):
+        return [rmse]
+
+    # ------------------------------------------------------------------ submission
+    def predict(self, learn, state, raw: MovieLensData, config):
+        if raw.test is None:
+            return None
+        test = raw.test
+        unknown_users = ~test["user"].isin(state["users"])
+        unknown_items = ~test["item"].isin(state["items"])
+        if unknown_users.any() or unknown_items.any():
+            message = (f"{raw.data_dir / 'test.csv'}: {int(unknown_users.sum())} row(s) with a user and "
+                       f"{int(unknown_items.sum())} with a movie never seen in training")
+            if config["data"]["unknown_ids"] == "error":
+                raise HarnessError(message + "; set data.unknown_ids = \"warn\" to predict them from biases")
+            click.echo(f"warning: {message}; predicted from biases and the global mean", err=True)
+        preds = learn.predict(self._loader(test, state, 4096)).numpy()
+        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "rating": preds}), preds)
+
+    def check_submission(self, submission, raw):
+        if list(submission.columns) != ["id", "rating"]:
+            raise HarnessError(f"submission columns {list(submission.columns)} should be id,rating")
+        if raw.test is not None and len(submission) != len(raw.test):
+            raise HarnessError(f"submission has {len(submission)} rows; test.csv has {len(raw.test)}")
+        if not np.isfinite(submission["rating"].to_numpy()).all():
+            raise HarnessError("submission has NaN or infinite ratings")
+
+    # ------------------------------------------------------------------ sample data
+    def write_sample(self, data_dir, seed=0, n_users=300, n_items=200, n_ratings=15000):
+        from plugins._movielens_sample import write_sample
+
+        write_sample(Path(data_dir), seed, n_users, n_items, n_ratings)
+
+    # ------------------------------------------------------------------ explain
+    def explain(self, run, out_dir):
+        from plugins._movielens_explain import explain
+
+        return explain(self, run, out_dir)
+
+
+@hookimpl
+def register_competitions(register):
+    register(MovieLens())
