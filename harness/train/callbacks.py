@@ -120,7 +120,7 @@ class ProgressBar(Callback):
 class EarlyStopping(Callback):
     """Stop when the primary metric has not improved for ``patience`` epochs."""
 
-    order = 30
+    order = 40  # after the checkpoint of the epoch is written
 
     def __init__(self, patience=3):
         self.patience = patience
@@ -142,7 +142,7 @@ class EarlyStopping(Callback):
 class Checkpoint(Callback):
     """Save the full training state after every epoch (atomically), and the best model weights."""
 
-    order = 40
+    order = 30
 
     def __init__(self, folder):
         self.folder = Path(folder)

@@ -1,0 +1,30 @@
+import os
+
+import pytest
+from click.testing import CliRunner
+
+# Keep plots headless and the kaggle client away from the user's real config.
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("HARNESS_WORKSPACE", str(ws))
+    return ws
+
+
+@pytest.fixture
+def cli_run(workspace):
+    """Invoke the harness CLI in-process; returns click's Result."""
+    from harness.cli import cli
+
+    runner = CliRunner()
+
+    def run(*args, expect=0):
+        result = runner.invoke(cli, [str(a) for a in args], catch_exceptions=False)
+        if expect is not None:
+            assert result.exit_code == expect, f"exit {result.exit_code}:\n{result.output}"
+        return result
+
+    return run
