@@ -1,0 +1,29 @@
+import pytest
+
+from harness.config import apply_overrides
+from harness.errors import HarnessError
+
+BASE = {"seed": 1, "train": {"lr": 0.01, "epochs": 3, "schedule": "one-cycle", "clip": 0.0, "sizes": [10, 5],
+                              "flag": True}}
+
+
+def test_overrides_parse_and_coerce():
+    cfg = apply_overrides(BASE, ["train.lr=1e-3", "train.epochs=7", "train.clip=1", "train.sizes=[4, 2]",
+                                 "train.schedule=sgdr", "train.flag=false", "seed=3"])
+    assert cfg["train"] == {"lr": 1e-3, "epochs": 7, "schedule": "sgdr", "clip": 1.0, "sizes": [4, 2], "flag": False}
+    assert cfg["seed"] == 3
+    assert BASE["train"]["lr"] == 0.01  # the original is untouched
+
+
+@pytest.mark.parametrize("item, message", [
+    ("train.lrr=1", "unknown key"),
+    ("model.x=1", "no section 'model'"),
+    ("train.epochs=2.5", "expected a int"),
+    ("train.lr=fast", "expected a float"),
+    ("train.flag=1", "expected a bool"),
+    ("train=1", "is a section"),
+    ("train.lr", "expected key=value"),
+])
+def test_bad_overrides_name_the_key(item, message):
+    with pytest.raises(HarnessError, match=message):
+        apply_overrides(BASE, [item])

@@ -1,0 +1,128 @@
+"""The plugin host: a competition registered from a test runs through the CLI; broken plugins only warn."""
+import sys
+import types
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from harness import plugins
+from harness.competition import Competition, Predictions, Prepared
+from harness.data.files import read_table
+from harness.data.loaders import TensorLoader
+from harness.hookspecs import hookimpl
+from harness.metrics import rmse
+
+
+class LineFit(Competition):
+    """A toy competition: learn y = 3x + 1 from train.csv, predict test.csv."""
+
+    name = "line-fit"
+    kaggle_slug = None
+    description = "toy regression registered by a test"
+    raw_files = ("train.csv", "test.csv")
+
+    def default_config(self):
+        return {"seed": 0, "train": {"epochs": 4, "lr": 0.05, "schedule": "one-cycle", "wd": 0.0, "batch_size": 16}}
+
+    def write_sample(self, data_dir, seed=0):
+        rng = np.random.default_rng(seed)
+        x = rng.normal(size=200)
+        pd.DataFrame({"x": x, "y": 3 * x + 1}).to_csv(data_dir / "train.csv", index=False)
+        pd.DataFrame({"id": range(5), "x": np.arange(5.0)}).to_csv(data_dir / "test.csv", index=False)
+
+    def load(self, data_dir, config):
+        return {"train": read_table(data_dir / "train.csv", numeric=("x", "y")),
+                "test": read_table(data_dir / "test.csv", numeric=("x",))}
+
+    def prepare(self, raw, config):
+        df = raw["train"]
+        x, y = torch.tensor(df[["x"]].to_numpy(np.float32)), torch.tensor(df["y"].to_numpy(np.float32))
+        bs = config["train"]["batch_size"]
+        return Prepared(TensorLoader(x[:160], y[:160], bs, shuffle=True), TensorLoader(x[160:], y[160:], 64), {})
+
+    def build_model(self, state, config):
+        return nn.Sequential(nn.Linear(1, 1), nn.Flatten(0))
+
+    def loss_fn(self, config):
+        return nn.MSELoss()
+
+    def metrics(self, config):
+        return [rmse]
+
+    def predict(self, learn, state, raw, config):
+        x = torch.tensor(raw["test"][["x"]].to_numpy(np.float32))
+        preds = learn.predict(TensorLoader(x, batch_size=64)).numpy()
+        return Predictions(pd.DataFrame({"id": raw["test"]["id"], "y": preds}), preds)
+
+
+class FakePlugin:
+    @hookimpl
+    def register_competitions(self, register):
+        register(LineFit())
+
+
+@pytest.fixture
+def fake_plugin():
+    plugins.register_plugin(FakePlugin(), name="fake-line-fit", version="9.9", source="test")
+    yield
+    plugins.unregister_plugin("fake-line-fit")
+
+
+def test_fake_competition_runs_through_the_cli(fake_plugin, cli_run, workspace):
+    assert "line-fit" in cli_run("list").output
+    assert "fake-line-fit" in cli_run("plugins").output and "9.9" in cli_run("plugins").output
+    cli_run("data", "line-fit", "--sample")
+    out = cli_run("train", "line-fit", "--epochs", "20", "--lr", "0.3").output
+    assert "validation rmse" in out
+    run_dir = next((workspace / "runs" / "line-fit").iterdir())
+    sub = pd.read_csv(run_dir / "submission.csv")
+    # the toy model really learned the line
+    assert np.allclose(sub["y"], 3 * np.arange(5) + 1, atol=0.3)
+    for name in ("config.toml", "model.pt", "history.csv", "loss.png", "summary.json", "checkpoints/last.pt"):
+        assert (run_dir / name).exists(), name
+    cli_run("predict", "line-fit", "--run", run_dir.name)
+    assert "line-fit" in cli_run("runs").output
+
+
+def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
+    from importlib import metadata
+
+    broken = types.ModuleType("plugins.broken_for_test")
+    monkeypatch.setitem(sys.modules, "plugins.broken_for_test", None)  # import raises ImportError
+    monkeypatch.setattr(plugins, "BUILTIN_PLUGINS", (*plugins.BUILTIN_PLUGINS, "plugins.broken_for_test"))
+
+    class BadEntryPoint:
+        name, value, dist = "bad-ep", "nowhere.plugin:x", None
+
+        def load(self):
+            raise RuntimeError("boom")
+
+    monkeypatch.setattr(metadata, "entry_points", lambda group: [BadEntryPoint()])
+    monkeypatch.setattr(plugins, "_loaded", False)
+    monkeypatch.setattr(plugins, "_infos", {})
+    monkeypatch.setattr(plugins, "pm", _fresh_pm())
+    plugins.load_plugins()
+    err = capsys.readouterr().err
+    assert "plugins.broken_for_test failed to load" in err
+    assert "bad-ep" in err and "boom" in err
+    assert "movielens" in plugins.competitions()  # the others still work
+    del broken
+
+
+def _fresh_pm():
+    import pluggy
+
+    from harness import hookspecs
+
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def test_unknown_competition_is_one_line_exit_2(cli_run):
+    result = cli_run("train", "no-such-comp", expect=2)
+    assert "unknown competition 'no-such-comp'" in result.output
+    assert "Traceback" not in result.output
