@@ -11,7 +11,7 @@ from harness.workspace import atomic_path, write_csv
 GENRES = 19
 
 
-def write_sample(data_dir: Path, seed: int = 0, n_users: int = 300, n_items: int = 200, n_ratings: int = 15000):
+def write_sample(data_dir: Path, seed: int = 0, n_users: int = 500, n_items: int = 300, n_ratings: int = 30000):
     rng = np.random.default_rng(seed)
     data_dir.mkdir(parents=True, exist_ok=True)
     k = 4

@@ -169,7 +169,7 @@ class MovieLens(Competition):
             raise HarnessError("submission has NaN or infinite ratings")
 
     # ------------------------------------------------------------------ sample data
-    def write_sample(self, data_dir, seed=0, n_users=300, n_items=200, n_ratings=15000):
+    def write_sample(self, data_dir, seed=0, n_users=500, n_items=300, n_ratings=30000):
         from plugins._movielens_sample import write_sample
 
         write_sample(Path(data_dir), seed, n_users, n_items, n_ratings)
