@@ -1,0 +1,111 @@
+"""The click commands `harness tune` and `harness blend` (registered in harness/cli.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from harness.errors import HarnessError
+from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS
+
+storage_option = click.option(
+    "--storage", help="Where the study lives: sqlite:///FILE (default: WORKSPACE/tune/optuna.db), "
+                      "postgresql://USER@HOST/DB to share it between machines, or journal:PATH (a journal "
+                      "file on a shared file system).")
+study_option = click.option("--study", "study_name", help="Study name (default: the competition's name).")
+
+
+def _storage_url(ctx, storage):
+    from harness.cli import _workspace
+    from harness.tune.study import default_storage
+
+    return storage or default_storage(_workspace(ctx))
+
+
+@click.command("tune")
+@click.argument("name")
+@click.option("--trials", "n_trials", type=int, help="Trials this worker runs (added to the study's).")
+@click.option("--timeout", type=float, help="Stop starting trials after this many seconds.")
+@storage_option
+@study_option
+@click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
+@click.option("--pruner", type=click.Choice(PRUNERS), default="median", show_default=True,
+              help="Stop unpromising trials early from their per-epoch validation score.")
+@click.option("--seed", type=int, help="Sampler seed (reproducible search on one worker; give each worker its own).")
+@click.option("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, show_default=True,
+              help="Seconds between a running trial's heartbeats; a trial silent for twice that is marked failed.")
+@click.option("--show", is_flag=True, help="Show the study: best trial, trials, importances, PNG plots.")
+@click.option("--export", "export_path", type=click.Path(dir_okay=False),
+              help="Write the best trial (or --trial N) as a config for `harness train NAME --config FILE`.")
+@click.option("--trial", "trial_number", type=int, help="With --export: this trial instead of the best.")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False),
+              help="A competition config (TOML) instead of the built-in defaults; its [search] table is the space.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config entry (repeatable).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Read the competition files from here.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 or mps.")
+@click.pass_context
+def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, seed, heartbeat, show, export_path,
+         trial_number, config_file, overrides, data_dir, device):
+    """Search NAME's hyperparameters with Optuna (the config's [search] table).
+
+    Rerunning continues the study; running the same command on more machines with a shared
+    --storage (PostgreSQL, or a journal file) adds workers to it.
+    """
+    from harness import runner
+    from harness.cli import _competition, _config, _workspace
+    from harness.tune import export, report, study as studies
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    url = _storage_url(ctx, storage)
+    study_name = study_name or name
+    if show or export_path:
+        study = studies.load_study(studies.make_storage(url, workspace, heartbeat), study_name)
+        if show:
+            report.show(study, workspace / "tune" / study_name, studies.shown_url(url))
+        if export_path:
+            trial = export.pick_trial(study, trial_number)
+            path = export.export_config(study, trial, workspace, comp, Path(export_path))
+            click.echo(f"trial {trial.number} (validation {trial.value:.6f}) written to {path}; "
+                       f"reproduce it with `harness train {name} --config {path}`")
+        return
+    if n_trials is None and timeout is None:
+        raise HarnessError("say how long to search: --trials N and/or --timeout SECONDS")
+    config = _config(comp, config_file, overrides)
+    path = runner.data_dir_for(workspace, comp, data_dir)
+    click.echo(f"study {study_name!r} in {studies.shown_url(url)}")
+    study, _ = studies.tune(comp, config, path, workspace, n_trials=n_trials, timeout=timeout, storage_url=url,
+                            study_name=study_name, sampler=sampler, pruner=pruner, seed=seed, device=device,
+                            heartbeat=heartbeat)
+    states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
+    click.echo(f"{len(states)} trials in the study: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
+    try:
+        best = study.best_trial
+        click.echo(f"best: trial {best.number}, validation {best.value:.6f}, run {best.user_attrs.get('run', '-')}")
+    except ValueError:
+        click.echo("no trial finished yet")
+
+
+@click.command("blend")
+@click.argument("name")
+@click.option("--top-k", "k", type=int, default=5, show_default=True, help="How many of the best trials to average.")
+@storage_option
+@study_option
+@click.pass_context
+def blend(ctx, name, k, storage, study_name):
+    """Average the K best trials' predictions into a new run (submission.csv, validation score)."""
+    from harness.cli import _competition, _workspace
+    from harness.tune import blend as blending, study as studies
+
+    comp = _competition(name)
+    workspace = _workspace(ctx)
+    url = _storage_url(ctx, storage)
+    study = studies.load_study(studies.make_storage(url, workspace), study_name or name)
+    result = blending.blend(comp, study, workspace, k)
+    best = result.trial_scores[result.best_trial]
+    trials = ", ".join(str(n) for n in result.trial_scores)
+    click.echo(f"blend of trials {trials}: validation {result.metric} = {result.score:.6f} "
+               f"(best single trial {result.best_trial}: {best:.6f})")
+    click.echo(f"run folder: {result.run.dir}")
+    if result.run.path("submission.csv").exists():
+        click.echo(f"submission: {result.run.path('submission.csv')}")

@@ -1,0 +1,237 @@
+"""Optuna studies for any competition: storage, sampler, pruner and the objective (one training run).
+
+Storage: by default an SQLite file in the workspace; any SQLAlchemy URL (``postgresql://...``) lets
+workers on many machines share one study by running the same command; ``journal:PATH`` (or a path
+ending in ``.log``) is Optuna's append-only journal file, for a shared file system without a server.
+On the SQL storages every running trial sends a heartbeat; when a worker dies (SIGKILL, lost
+machine) its trial is marked FAILED by the next worker that starts a trial after the grace period.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import platform
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+import optuna
+
+from harness import runner
+from harness.config import apply_overrides, get
+from harness.errors import HarnessError
+from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS
+from harness.tune.pruning import OptunaPruning
+
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------- storage
+def default_storage(workspace: Path) -> str:
+    path = (Path(workspace) / "tune" / "optuna.db").resolve()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path}"
+
+
+def is_journal(url: str) -> bool:
+    return url.startswith("journal:") or url.endswith(".log")
+
+
+def shown_url(url: str) -> str:
+    """The storage URL without its password, for messages."""
+    if is_journal(url):
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL at all; say it as given
+        return url
+
+
+def quiet_optuna() -> None:
+    """Optuna's per-trial INFO lines would interleave with the progress bar; failures get one line each."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+
+
+def _stale_trial(study, trial) -> None:
+    click.echo(f"trial {trial.number}: its worker stopped sending heartbeats (killed?); marked failed", err=True)
+
+
+def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEARTBEAT):
+    """An Optuna storage for ``url`` (None: the workspace's SQLite file)."""
+    url = url or default_storage(workspace)
+    quiet_optuna()
+    if is_journal(url):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        path = Path(url.removeprefix("journal:"))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(path)))
+    if "://" not in url:
+        raise HarnessError(f"--storage {url!r}: give a database URL (sqlite:///FILE, postgresql://USER@HOST/DB) "
+                           "or journal:PATH for a journal file")
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
+                heartbeat_stale_trial_callback=_stale_trial,
+            )
+    except ImportError as exc:
+        raise HarnessError(f"--storage {shown_url(url)}: missing database driver ({exc}); "
+                           "pip install 'harness[postgres]' for PostgreSQL") from None
+    except Exception as exc:  # SQLAlchemy's connection errors: say which server and why, in one line
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise HarnessError(f"cannot open study storage {shown_url(url)}: {reason}") from None
+
+
+# ---------------------------------------------------------------------- sampler and pruner
+def make_sampler(name: str, seed: int | None):
+    if name == "tpe":
+        # constant_liar: running trials count as (bad) results, so parallel workers spread out.
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise HarnessError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
+
+
+def make_pruner(name: str, max_epochs: int | None = None):
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto")
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    raise HarnessError(f"--pruner {name!r}: use one of {', '.join(PRUNERS)}")
+
+
+def direction_of(competition, config: dict) -> str:
+    metrics = competition.metrics(config)
+    return metrics[0].direction if metrics else "minimize"
+
+
+def open_study(storage, study_name: str, direction: str, sampler=None, pruner=None,
+               config: dict | None = None) -> optuna.Study:
+    """Create the study, or load it if it exists (rerunning a command continues its study)."""
+    study = optuna.create_study(storage=storage, study_name=study_name, direction=direction, sampler=sampler,
+                                pruner=pruner, load_if_exists=True)
+    if study.direction.name.lower() != direction:
+        raise HarnessError(f"study {study_name!r} exists and {study.direction.name.lower()}s its objective, "
+                           f"but this competition's metric should be {direction}d; pick another --study")
+    if config is not None and "config" not in study.user_attrs:
+        study.set_user_attr("config", config)  # what export falls back on when a run folder is elsewhere
+    return study
+
+
+def load_study(storage, study_name: str) -> optuna.Study:
+    try:
+        return optuna.load_study(study_name=study_name, storage=storage)
+    except KeyError:
+        names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+        raise HarnessError(f"no study {study_name!r} in this storage (studies: {', '.join(names) or 'none'}); "
+                           f"run `harness tune NAME --trials N` first") from None
+
+
+def check_search_space(config: dict) -> None:
+    """Every [search] key must name an entry of the config, so a typo fails once, not in every trial."""
+    search = config.get("search") or {}
+    if not search:
+        raise HarnessError("the config has no [search] table; add one, e.g. "
+                           '"train.lr" = { type = "float", low = 1e-4, high = 1e-2, log = true }')
+    for key in search:
+        if get(config, key, _MISSING) is _MISSING:
+            raise HarnessError(f"[search] {key!r} is not a key of the config; search keys are section.key entries")
+
+
+# ---------------------------------------------------------------------- the objective
+@dataclass
+class Objective:
+    """One trial = one quiet training run with the trial's overrides; returns the validation score."""
+
+    competition: object
+    config: dict
+    data_dir: Path
+    workspace: Path
+    device: str | None = None
+    train_seconds: list = field(default_factory=list)  # wall time inside runner.train, per trial
+    messages_seen: set = field(default_factory=set)
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        trial.set_user_attr("machine", platform.node())
+        trial.set_user_attr("workspace", str(Path(self.workspace).resolve()))
+        started = time.perf_counter()
+        log = io.StringIO()
+        try:
+            overrides = self.competition.search_space(trial, self.config)
+            config = apply_overrides(self.config, overrides)
+            with contextlib.redirect_stderr(log):  # the plugin's warnings, said once below, not every trial
+                run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
+                                   callbacks=[OptunaPruning(trial)], echo=False, progress=True)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        finally:
+            self.train_seconds.append(time.perf_counter() - started)
+            self._echo_new_messages(log.getvalue())
+        summary = run.summary()
+        trial.set_user_attr("run", run.id)
+        trial.set_user_attr("train_seconds", summary["train_seconds"])
+        score = summary["primary_score"]
+        if score is None or math.isnan(score):
+            trial.set_user_attr("error", "the run ended without a validation score (NaN)")
+            raise HarnessError(f"trial {trial.number}: no validation score (NaN); see run {run.id}")
+        return float(score)
+
+    def _echo_new_messages(self, text: str) -> None:
+        from tqdm.auto import tqdm
+
+        for line in text.splitlines():
+            if line.strip() and line not in self.messages_seen:
+                self.messages_seen.add(line)
+                tqdm.write(line, file=sys.stderr)
+
+
+def optimize(study: optuna.Study, objective, n_trials: int | None, timeout: float | None,
+             progress: bool | None = None) -> None:
+    """Run trials with one progress bar over them; a trial that raises is recorded FAILED, not fatal."""
+    from tqdm.auto import tqdm
+
+    quiet_optuna()
+    bar = tqdm(total=n_trials, desc=f"study {study.study_name}", unit="trial", disable=progress is False)
+
+    def after_trial(study, trial):
+        bar.update()
+        if trial.state == optuna.trial.TrialState.FAIL:
+            bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'see the log')}")
+        try:
+            bar.set_postfix_str(f"best {study.best_value:.5f} (trial {study.best_trial.number})", refresh=False)
+        except ValueError:  # no finished trial yet
+            pass
+
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), callbacks=[after_trial],
+                       gc_after_trial=False)
+    finally:
+        bar.close()
+
+
+def tune(competition, config: dict, data_dir: Path, workspace: Path, *, n_trials: int | None, timeout=None,
+         storage_url: str | None = None, study_name: str | None = None, sampler: str = "tpe",
+         pruner: str = "median", seed: int | None = None, device=None, heartbeat: int = DEFAULT_HEARTBEAT,
+         progress: bool | None = None) -> tuple[optuna.Study, Objective]:
+    check_search_space(config)
+    storage = make_storage(storage_url, workspace, heartbeat)
+    max_epochs = config.get("train", {}).get("epochs")
+    study = open_study(storage, study_name or competition.name, direction_of(competition, config),
+                       make_sampler(sampler, seed), make_pruner(pruner, max_epochs), config=config)
+    objective = Objective(competition, config, data_dir, workspace, device)
+    optimize(study, objective, n_trials, timeout, progress=progress)
+    return study, objective
