@@ -90,21 +90,14 @@ def list_plugins():
 @click.argument("name")
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False), help="Copy the competition files from DIR.")
 @click.option("--sample", is_flag=True, help="Write a small generated dataset in the competition's own format.")
-@click.option("--download", is_flag=True, help="Download the files from Kaggle (needs a Kaggle account; "
-                                               "a second run downloads nothing).")
 @click.option("--force", is_flag=True, help="Replace data already in the workspace.")
 @click.pass_context
-def data(ctx, name, source, sample, download, force):
-    """Put a competition's files into the workspace (checked): from DIR, from Kaggle, or generated sample data."""
+def data(ctx, name, source, sample, force):
+    """Put a competition's files into the workspace (checked), from DIR or as generated sample data."""
     comp = _competition(name)
-    if bool(source) + bool(sample) + bool(download) != 1:
-        raise HarnessError("give exactly one of --from DIR, --sample or --download")
+    if bool(source) == bool(sample):
+        raise HarnessError("give exactly one of --from DIR or --sample")
     dest = _workspace(ctx) / "data" / name
-    if download:
-        from harness.kaggle.download import download_data
-
-        download_data(comp, dest, force=force)
-        return
     if dest.exists() and not force:
         raise HarnessError(f"{dest} already exists; pass --force to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -132,13 +125,12 @@ def data(ctx, name, source, sample, download, force):
 @click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
 @click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
 @click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
-@click.option("--no-pretrained", is_flag=True, help="Shortcut for --set model.pretrained=false (random weights, no download).")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @data_dir_option
 @device_option
 @click.pass_context
-def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained, resume, run_id, data_dir, device):
+def train(ctx, name, config_file, overrides, epochs, lr, schedule, resume, run_id, data_dir, device):
     """Train a model for competition NAME, score it on validation and write a submission."""
     from harness import runner
     from harness.runs import Run
@@ -147,14 +139,12 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained
     workspace = _workspace(ctx)
     run = None
     if resume:
-        if config_file or overrides or epochs or lr or schedule or no_pretrained:
+        if config_file or overrides or epochs or lr or schedule:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
         run = Run.find(workspace, name, run_id)
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
-        if no_pretrained:
-            overrides = (*overrides, "model.pretrained=false")
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
     path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)
@@ -247,25 +237,6 @@ def explain(ctx, name, run_id):
     comp.explain(run, run.dir)
 
 
-@cli.command("generate")
-@click.argument("name")
-@click.option("--run", "run_id", default="latest", show_default=True, help="The run whose language model writes.")
-@click.option("--prompt", default="", help="The text to continue.")
-@click.option("--words", type=int, default=50, show_default=True, help="How many tokens to sample.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Below 1: safer; 0: always the likeliest.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest tokens (0: all).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@device_option
-@click.pass_context
-def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device):
-    """Write text with a trained run's language model, continuing --prompt."""
-    from harness.runs import Run
-
-    comp = _competition(name)
-    run = Run.find(_workspace(ctx), name, run_id)
-    click.echo(comp.generate(run, prompt, words=words, temperature=temperature, top_k=top_k, seed=seed, device=device))
-
-
 @cli.command("model")
 @click.argument("name")
 @config_option
@@ -293,12 +264,9 @@ def model(ctx, name, config_file, overrides, run_id, data_dir):
 
 
 from harness.tune.commands import blend as _blend_command, tune as _tune_command  # noqa: E402
-from harness.kaggle import commands as _kaggle_commands  # noqa: E402
 
 cli.add_command(_tune_command)
 cli.add_command(_blend_command)
-cli.add_command(_kaggle_commands.submit)
-cli.add_command(_kaggle_commands.leaderboard)
 
 
 def main():
