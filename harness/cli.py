@@ -90,14 +90,21 @@ def list_plugins():
 @click.argument("name")
 @click.option("--from", "source", type=click.Path(exists=True, file_okay=False), help="Copy the competition files from DIR.")
 @click.option("--sample", is_flag=True, help="Write a small generated dataset in the competition's own format.")
+@click.option("--download", is_flag=True, help="Download the files from Kaggle (needs a Kaggle account; "
+                                               "a second run downloads nothing).")
 @click.option("--force", is_flag=True, help="Replace data already in the workspace.")
 @click.pass_context
-def data(ctx, name, source, sample, force):
-    """Put a competition's files into the workspace (checked), from DIR or as generated sample data."""
+def data(ctx, name, source, sample, download, force):
+    """Put a competition's files into the workspace (checked): from DIR, from Kaggle, or generated sample data."""
     comp = _competition(name)
-    if bool(source) == bool(sample):
-        raise HarnessError("give exactly one of --from DIR or --sample")
+    if bool(source) + bool(sample) + bool(download) != 1:
+        raise HarnessError("give exactly one of --from DIR, --sample or --download")
     dest = _workspace(ctx) / "data" / name
+    if download:
+        from harness.kaggle.download import download_data
+
+        download_data(comp, dest, force=force)
+        return
     if dest.exists() and not force:
         raise HarnessError(f"{dest} already exists; pass --force to replace it")
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -267,6 +274,12 @@ from harness.tune.commands import blend as _blend_command, tune as _tune_command
 
 cli.add_command(_tune_command)
 cli.add_command(_blend_command)
+
+
+from harness.kaggle import commands as _kaggle_commands  # noqa: E402
+
+cli.add_command(_kaggle_commands.submit)
+cli.add_command(_kaggle_commands.leaderboard)
 
 
 def main():

@@ -11,6 +11,7 @@ import torch
 from harness.competition import Competition, Predictions
 from harness.config import config_hash
 from harness.errors import HarnessError
+from harness.leaderboard import record_run
 from harness.plots import plot_losses
 from harness.runs import Run
 from harness.train import Learner, seed_everything
@@ -84,6 +85,7 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
         save_predictions(run, competition, predictions, raw)
         summary["submission"] = str(run.path("submission.csv"))
     run.save_summary(summary)
+    record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
     run.learner = learn
     return run
 

@@ -1,0 +1,228 @@
+"""`harness submit NAME --run RUN`: validate a run's submission, upload it, wait for the score, record it.
+
+The order is what keeps an invalid file off Kaggle: the file is checked by the competition
+(``check_submission`` on its loaded data) and against the sample submission (columns, id set,
+duplicates, NaN/inf, range, probabilities) before any network call. Competitions without a Kaggle
+counterpart (``kaggle_slug = None``) are scored here against their held-out answers file instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+
+from harness.data.files import read_table
+from harness.errors import HarnessError
+from harness.leaderboard import Leaderboard, now
+from harness.runs import Run
+from harness.submission import validate_submission
+
+SAMPLE_PATTERNS = ("sample_submission.csv", "sample_submission*.csv", "*sample*submission*.csv")
+DEFAULT_SOLUTION = "solution.csv"  # the held-out answers of a locally scored competition
+
+
+@dataclass
+class SubmitResult:
+    run_id: str
+    path: Path
+    status: str  # dry-run, local, scored, pending
+    public_score: float | None = None
+    private_score: float | None = None
+    kaggle_ref: int | None = None
+
+
+def find_sample(data_dir: Path) -> Path | None:
+    for pattern in SAMPLE_PATTERNS:
+        found = sorted(Path(data_dir).glob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def solution_path(competition, data_dir: Path) -> Path:
+    return Path(data_dir) / getattr(competition, "solution_file", DEFAULT_SOLUTION)
+
+
+def submission_file(competition, run: Run, data_dir: Path) -> Path:
+    """The run's submission.csv; a trained run without one predicts the test set first."""
+    path = run.path("submission.csv")
+    if path.exists():
+        return path
+    if run.path("model.pt").exists():
+        from harness import runner
+
+        click.echo(f"run {run.id} has no submission.csv; predicting the test set with its model")
+        return runner.predict(competition, run, data_dir)
+    raise HarnessError(f"{path} is missing and the run has no model to predict with; "
+                       f"train with `harness train {competition.name}` or blend runs into one")
+
+
+def _run_config(competition, run: Run) -> dict:
+    return run.config() if run.path("config.toml").exists() else competition.default_config()
+
+
+def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.DataFrame, dict]:
+    """Every check we can make before uploading; HarnessError naming the file and the fault."""
+    config = _run_config(competition, run)
+    submission = read_table(path)
+    raw = competition.load(data_dir, config)
+    try:
+        competition.check_submission(submission, raw)
+    except HarnessError as exc:
+        raise HarnessError(f"{path}: {exc}") from None
+    reference = find_sample(data_dir)
+    if reference is None and competition.kaggle_slug is None and solution_path(competition, data_dir).exists():
+        reference = solution_path(competition, data_dir)  # same columns and ids as a sample would have
+    if reference is not None:
+        sample = read_table(reference)
+        validate_submission(submission, sample, id_column=str(sample.columns[0]),
+                            value_range=getattr(competition, "submission_range", None),
+                            probabilities=getattr(competition, "submission_probabilities", False), name=str(path))
+    else:
+        click.echo(f"warning: no sample submission in {data_dir}; only {competition.name}'s own checks ran", err=True)
+    return submission, config
+
+
+def score_locally(competition, config: dict, submission: pd.DataFrame, solution_file: Path) -> float:
+    """The competition's primary metric of ``submission`` against the held-out answers, aligned by id."""
+    solution = read_table(solution_file)
+    scorer = getattr(competition, "score_submission", None)
+    if scorer is not None:
+        return float(scorer(submission, solution))
+    id_column = str(solution.columns[0])
+    values = [c for c in solution.columns if c != id_column]
+    missing = set(solution[id_column]) - set(submission[id_column])
+    if missing:
+        raise HarnessError(f"the submission lacks {len(missing)} id(s) of {solution_file}, e.g. {sorted(missing, key=str)[0]!r}")
+    merged = solution.merge(submission, on=id_column, suffixes=("_true", "_pred"))
+    targets = merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64).squeeze(1) if len(values) == 1 \
+        else merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64)
+    preds = merged[[f"{c}_pred" for c in values]].to_numpy(dtype=np.float64)
+    preds = preds.squeeze(1) if len(values) == 1 else preds
+    return float(competition.metrics(config)[0](preds, targets))
+
+
+def _score(value) -> float | None:
+    try:
+        return float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, sleep=time.sleep):
+    """Poll the submission list until ``ref`` is scored; (status, public, private, error)."""
+    from kagglesdk.competitions.types.submission_status import SubmissionStatus
+
+    from harness.kaggle.client import DAILY_LIMIT, daily_limit_error
+
+    deadline = time.monotonic() + wait
+    while True:
+        mine = [s for s in client.submissions(slug) if s is not None and int(s.ref or 0) == ref]
+        if mine and mine[0].status == SubmissionStatus.COMPLETE:
+            return "scored", _score(mine[0].public_score), _score(mine[0].private_score), None
+        if mine and mine[0].status == SubmissionStatus.ERROR:
+            error = (mine[0].error_description or "").strip() or "no error message given"
+            if DAILY_LIMIT.search(error):
+                raise daily_limit_error(slug, error)
+            return "failed", None, None, error
+        if time.monotonic() + poll > deadline:
+            return "pending", None, None, None
+        sleep(poll)
+        poll = min(poll * 1.5, 30.0)
+
+
+def submit(competition, workspace: Path, run_id: str = "latest", message: str | None = None, dry_run: bool = False,
+           data_dir=None, wait: float = 600.0, poll: float = 5.0, client=None) -> SubmitResult:
+    from harness import runner
+    from harness.fingerprint import data_fingerprint
+
+    run = Run.find(workspace, competition.name, run_id)
+    data_dir = runner.data_dir_for(workspace, competition, data_dir)
+    path = submission_file(competition, run, data_dir)
+    submission, config = validate(competition, run, data_dir, path)
+    click.echo(f"{path}: valid ({len(submission)} rows, columns {', '.join(map(str, submission.columns[:6]))}"
+               f"{', ...' if len(submission.columns) > 6 else ''})")
+    board = Leaderboard(workspace)
+    board.record_run(run, data_fingerprint(data_dir))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    summary = run.summary()
+    message = message or f"harness {competition.name} run {run.id} config {summary.get('config_hash', '-')}"
+
+    if competition.kaggle_slug is None:
+        solution = solution_path(competition, data_dir)
+        if not solution.exists():
+            raise HarnessError(f"{competition.name} has no Kaggle counterpart and {solution} (its held-out answers) "
+                               f"is missing; `harness data {competition.name} --sample` writes one")
+        if dry_run:
+            click.echo("dry run: the file is valid; not scored")
+            return SubmitResult(run.id, path, "dry-run")
+        score = score_locally(competition, config, submission, solution)
+        board.add_submission(competition.name, run.id, "local", message, digest, public_score=score, scored=now())
+        metric = summary.get("primary_metric") or competition.metrics(config)[0].name
+        click.echo(f"scored locally against {solution.name}: {metric} = {score:.5f} "
+                   f"(validation {_fmt(summary.get('primary_score'))})")
+        return SubmitResult(run.id, path, "local", public_score=score)
+
+    slug = competition.kaggle_slug
+    if dry_run:
+        click.echo(f"dry run: the file is valid; not uploaded to {slug}")
+        return SubmitResult(run.id, path, "dry-run")
+    from harness.kaggle.client import KaggleClient, daily_limit_error
+
+    client = client or KaggleClient()
+    if client.submissions_left_today(slug) == 0:
+        raise daily_limit_error(slug, "no submissions left today")
+    sub_id = board.add_submission(competition.name, run.id, "uploading", message, digest)
+    try:
+        ref = client.submit(path, message, slug)
+        board.update_submission(sub_id, kaggle_ref=ref, status="pending")
+        click.echo(f"submitted run {run.id} to {slug} (ref {ref}); waiting up to {wait:.0f} s for the public score")
+        status, public, private, error = wait_for_score(client, slug, ref, wait, poll)
+    except HarnessError as exc:
+        board.update_submission(sub_id, status="failed", error=str(exc))
+        raise
+    board.update_submission(sub_id, status=status, public_score=public, private_score=private, error=error,
+                            scored=now() if status == "scored" else None)
+    if status == "failed":
+        raise HarnessError(f"Kaggle could not score the submission of run {run.id} to {slug}: {error}")
+    if status == "pending":
+        click.echo(f"still scoring after {wait:.0f} s; `harness leaderboard {competition.name} --refresh` "
+                   "fetches the score later")
+    else:
+        click.echo(f"public score {_fmt(public)} (validation {_fmt(summary.get('primary_score'))})"
+                   + (f", private score {_fmt(private)}" if private is not None else ""))
+    return SubmitResult(run.id, path, status, public, private, ref)
+
+
+def refresh(competition, workspace: Path, client=None) -> int:
+    """Fetch the scores of this competition's Kaggle submissions (pending ones, private scores after the end)."""
+    from harness.kaggle.client import KaggleClient
+
+    board = Leaderboard(workspace)
+    ours = {s["kaggle_ref"]: s for s in board.submissions(competition.name) if s["kaggle_ref"]}
+    if not ours or competition.kaggle_slug is None:
+        return 0
+    client = client or KaggleClient()
+    from kagglesdk.competitions.types.submission_status import SubmissionStatus
+
+    updated = 0
+    for remote in client.submissions(competition.kaggle_slug):
+        local = ours.get(int(remote.ref or 0)) if remote is not None else None
+        if local is None:
+            continue
+        status = {SubmissionStatus.COMPLETE: "scored", SubmissionStatus.ERROR: "failed"}.get(remote.status, "pending")
+        board.update_submission(local["id"], status=status, public_score=_score(remote.public_score),
+                                private_score=_score(remote.private_score),
+                                error=(remote.error_description or None) if status == "failed" else None,
+                                scored=local["scored"] or (now() if status == "scored" else None))
+        updated += 1
+    return updated
+
+
+def _fmt(value) -> str:
+    return f"{value:.5f}" if isinstance(value, (int, float)) else "-"
