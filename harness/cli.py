@@ -132,12 +132,13 @@ def data(ctx, name, source, sample, download, force):
 @click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
 @click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
 @click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
+@click.option("--no-pretrained", is_flag=True, help="Shortcut for --set model.pretrained=false (random weights, no download).")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @data_dir_option
 @device_option
 @click.pass_context
-def train(ctx, name, config_file, overrides, epochs, lr, schedule, resume, run_id, data_dir, device):
+def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained, resume, run_id, data_dir, device):
     """Train a model for competition NAME, score it on validation and write a submission."""
     from harness import runner
     from harness.runs import Run
@@ -146,12 +147,14 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, resume, run_i
     workspace = _workspace(ctx)
     run = None
     if resume:
-        if config_file or overrides or epochs or lr or schedule:
+        if config_file or overrides or epochs or lr or schedule or no_pretrained:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
         run = Run.find(workspace, name, run_id)
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
+        if no_pretrained:
+            overrides = (*overrides, "model.pretrained=false")
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
     path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)

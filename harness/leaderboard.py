@@ -11,7 +11,6 @@ user sees whether the validation split tracks the leaderboard.
 from __future__ import annotations
 
 import functools
-import json
 import sqlite3
 import subprocess
 import time
@@ -124,17 +123,22 @@ class Leaderboard:
                                                 (competition,))]
 
     def table(self, competition: str) -> list[dict]:
-        """One row per run, with its latest submission (if any) beside its validation score."""
-        latest = {}
-        for sub in self.submissions(competition):
-            latest[sub["run_id"]] = sub
-        rows = []
-        for run in self.runs(competition):
-            sub = latest.pop(run["run_id"], {})
-            rows.append({**run, **{k: sub.get(k) for k in ("status", "public_score", "private_score", "kaggle_ref",
-                                                            "submitted")}})
-        for run_id, sub in latest.items():  # submissions of runs recorded nowhere else
-            rows.append({"competition": competition, "run_id": run_id, **sub})
+        """One row per run beside its validation score: its latest scored submission (else its latest one)
+        and how many submissions it had."""
+        shown, counts = {}, {}
+        for sub in self.submissions(competition):  # in submission order: later ones win
+            counts[sub["run_id"]] = counts.get(sub["run_id"], 0) + 1
+            old = shown.get(sub["run_id"])
+            if old is None or sub["public_score"] is not None or old["public_score"] is None:
+                shown[sub["run_id"]] = sub
+        keys = ("status", "public_score", "private_score", "kaggle_ref", "submitted")
+        rows = [{**run, **{k: shown.get(run["run_id"], {}).get(k) for k in keys},
+                 "submissions": counts.get(run["run_id"], 0)} for run in self.runs(competition)]
+        recorded = {r["run_id"] for r in rows}
+        for run_id, sub in shown.items():  # submissions of runs recorded nowhere else
+            if run_id not in recorded:
+                rows.append({"competition": competition, "run_id": run_id, **{k: sub[k] for k in keys},
+                             "submissions": counts[run_id]})
         return rows
 
 
@@ -161,12 +165,12 @@ def _fmt(value, width: int, digits: int = 5) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'run':<20} {'metric':<10} {'validation':>10} {'public':>10} {'private':>10} {'status':<8} "
+    header = (f"{'run':<20} {'metric':<10} {'validation':>10} {'public':>10} {'private':>10} {'subs':>4} {'status':<8} "
               f"{'config':<12} {'commit':<18} {'data':<16}")
     lines = [header]
     for r in rows:
         lines.append(f"{r['run_id']:<20} {(r.get('metric') or '-'):<10} {_fmt(r.get('validation_score'), 10)} "
-                     f"{_fmt(r.get('public_score'), 10)} {_fmt(r.get('private_score'), 10)} "
+                     f"{_fmt(r.get('public_score'), 10)} {_fmt(r.get('private_score'), 10)} {r.get('submissions', 0):>4} "
                      f"{(r.get('status') or '-'):<8} {(r.get('config_hash') or '-'):<12} "
                      f"{(r.get('git_commit') or '-'):<18} {(r.get('data_fingerprint') or '-'):<16}")
     return "\n".join(lines)
@@ -213,6 +217,3 @@ def plot_validation_vs_public(rows: list[dict], path, competition: str) -> int:
     save_figure(fig, path)
     return len(points)
 
-
-def dumps(rows: list[dict]) -> str:
-    return json.dumps(rows, indent=2, default=str)

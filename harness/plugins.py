@@ -14,6 +14,7 @@ from harness.errors import HarnessError
 
 BUILTIN_PLUGINS = (
     "plugins.movielens",
+    "plugins.dog_breeds",
 )
 ENTRY_POINT_GROUP = "harness"
 

@@ -1,0 +1,157 @@
+"""Dog breeds end to end on generated images in Kaggle's layout, and bad input."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from harness.config import apply_overrides
+from harness.errors import HarnessError
+from plugins.dog_breeds import DogBreeds
+
+# Small and quick: 32 px images, ResNet-18 with random weights, no decoding processes.
+FAST = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "data.num_workers": 0,
+        "train.batch_size": 32}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions: threads cost more than they save
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("dogs")
+    DogBreeds().write_sample(path, seed=1, n_breeds=4, n_per_breed=30, n_test=12, size=32)
+    return path
+
+
+@pytest.fixture
+def data_copy(sample_dir, tmp_path):
+    path = tmp_path / "dogs"
+    shutil.copytree(sample_dir, path)
+    return path
+
+
+def config(**overrides):
+    return apply_overrides(DogBreeds().default_config(), {**FAST, **overrides})
+
+
+def test_sample_is_in_kaggles_layout(tmp_path):
+    DogBreeds().write_sample(tmp_path)
+    labels = pd.read_csv(tmp_path / "labels.csv")
+    assert list(labels.columns) == ["id", "breed"] and len(labels) == 160
+    assert labels["id"].str.fullmatch(r"[0-9a-f]{32}").all()
+    assert labels["breed"].value_counts().tolist() == [40] * 4
+    with Image.open(tmp_path / "train" / f"{labels['id'][0]}.jpg") as image:
+        assert image.format == "JPEG" and image.size == (64, 64)
+    sample = pd.read_csv(tmp_path / "sample_submission.csv")
+    assert list(sample.columns) == ["id", *sorted(labels["breed"].unique())]
+    assert sample["id"].tolist() == sorted(sample["id"]) and len(sample) == 40
+    assert all((tmp_path / "test" / f"{i}.jpg").exists() for i in sample["id"])
+    assert np.allclose(sample.iloc[:, 1:].sum(axis=1), 1.0)
+
+
+@pytest.mark.slow
+def test_end_to_end_cached_activations_then_unfreeze(cli_run, workspace, sample_dir):
+    fast = [a for k, v in FAST.items() if k != "model.pretrained" for a in ("--set", f"{k}={v}")]
+    cli_run("data", "dog-breeds", "--from", sample_dir)
+    out = cli_run("train", "dog-breeds", "--no-pretrained", *fast, "--set", "train.epochs=2",
+                  "--set", "train.unfreeze_cycles=2", "--set", "train.unfreeze_lrs=[0.001, 0.003, 0.01]",
+                  "--set", "predict.tta=1").output
+    assert "activations: 120 images, 0 reused" in out and "validation with TTA" in out
+    run_dir = next((workspace / "runs" / "dog-breeds").iterdir())
+    history = pd.read_csv(run_dir / "history.csv")
+    assert history["stage"].tolist() == [0, 0, 1, 1, 1]  # 2 head epochs on the cache, then 1 + 2 unfrozen
+    summary = pd.read_json(run_dir / "summary.json", typ="series")
+    assert summary["metrics"]["accuracy"] >= 0.7  # four classes: chance is 0.25
+    assert summary["primary_metric"] == "log_loss" and summary["primary_score"] < 0.8 * np.log(4)
+    # The log loss on the saved validation predictions is the one reported.
+    probs, targets = np.exp(np.load(run_dir / "valid_preds.npy")), np.load(run_dir / "valid_targets.npy")
+    assert np.isclose(-np.log(probs[np.arange(len(targets)), targets]).mean(), summary["primary_score"], rtol=1e-4)
+
+    sub = pd.read_csv(run_dir / "submission.csv")
+    sample = pd.read_csv(sample_dir / "sample_submission.csv")
+    assert list(sub.columns) == list(sample.columns)
+    assert sub["id"].tolist() == sample["id"].tolist()
+    values = sub.iloc[:, 1:].to_numpy()
+    assert np.allclose(values.sum(axis=1), 1.0, atol=1e-6) and (values >= 0).all()
+    assert np.array_equal(np.load(run_dir / "test_preds.npy"), values)
+
+    (run_dir / "submission.csv").unlink()
+    cli_run("predict", "dog-breeds")
+    assert np.allclose(pd.read_csv(run_dir / "submission.csv").iloc[:, 1:], values, atol=1e-6)
+
+    # A second run with the same backbone and transform reuses every cached activation.
+    out = cli_run("train", "dog-breeds", "--no-pretrained", *fast, "--set", "train.epochs=1",
+                  "--set", "train.unfreeze_cycles=0", "--set", "predict.tta=0").output
+    assert "activations: 120 images, 120 reused" in out
+
+
+def test_missing_and_mismatched_files(data_copy):
+    comp = DogBreeds()
+    labels = pd.read_csv(data_copy / "labels.csv")
+    sample = pd.read_csv(data_copy / "sample_submission.csv")
+    sample.drop(columns=["pug"]).to_csv(data_copy / "sample_submission.csv", index=False)
+    with pytest.raises(HarnessError, match=r"sample_submission.csv: its columns .* missing \['pug'\]"):
+        comp.load(data_copy, config())
+    (data_copy / "sample_submission.csv").unlink()
+    raw = comp.load(data_copy, config())  # the sample is rebuilt from test/
+    assert list(raw.sample.columns) == list(sample.columns) and raw.sample["id"].tolist() == sample["id"].tolist()
+    (data_copy / "train" / f"{labels['id'][3]}.jpg").unlink()
+    with pytest.raises(HarnessError, match=f"1 image.*missing from .*train, first {labels['id'][3]}.jpg"):
+        comp.load(data_copy, config())
+    shutil.rmtree(data_copy / "train")
+    with pytest.raises(HarnessError, match="train is missing"):
+        comp.load(data_copy, config())
+
+
+def test_corrupt_images_error_or_skip(cli_run, data_copy, capsys):
+    comp = DogBreeds()
+    labels = pd.read_csv(data_copy / "labels.csv")
+    bad_train = data_copy / "train" / f"{labels['id'][0]}.jpg"
+    bad_train.write_bytes(bad_train.read_bytes()[:200])  # truncated
+    out = cli_run("train", "dog-breeds", "--data-dir", data_copy, "--no-pretrained", expect=2).output
+    assert f"{bad_train}: cannot decode" in out and "corrupt_images" in out
+    raw = comp.load(data_copy, config(**{"data.corrupt_images": "skip"}))
+    assert len(raw.train_paths) == len(labels) - 1 and bad_train not in raw.train_paths
+    assert "skipped 1 unreadable image(s)" in capsys.readouterr().err
+
+
+def test_unreadable_test_image_gets_the_class_prior(data_copy):
+    comp = DogBreeds()
+    sample = pd.read_csv(data_copy / "sample_submission.csv")
+    (data_copy / "test" / f"{sample['id'][5]}.jpg").write_bytes(b"not an image")
+    cfg = config(**{"data.corrupt_images": "skip", "predict.tta": 0})
+    raw = comp.load(data_copy, cfg)
+    assert raw.test_readable.count(False) == 1
+    prepared = comp.prepare(raw, cfg)
+    model = comp.build_model(prepared.state, cfg)
+    from harness.train import Learner
+
+    learn = Learner(model, None, None, comp.loss_fn(cfg), comp.metrics(cfg), device="cpu")
+    predictions = comp.predict(learn, prepared.state, raw, cfg)
+    comp.check_submission(predictions.submission, raw)
+    assert np.allclose(predictions.submission.iloc[5, 1:].to_numpy(float), prepared.state["class_freq"])
+
+
+def test_submission_checks(sample_dir):
+    comp = DogBreeds()
+    raw = comp.load(sample_dir, config())
+    good = raw.sample.copy()
+    comp.check_submission(good, raw)
+    with pytest.raises(HarnessError, match="do not sum to 1"):
+        comp.check_submission(good.assign(beagle=good["beagle"] + 0.5), raw)
+    with pytest.raises(HarnessError, match="columns"):
+        comp.check_submission(good[["id", *reversed(good.columns[1:])]], raw)
+    with pytest.raises(HarnessError, match="1 missing"):
+        comp.check_submission(good.iloc[1:], raw)
+    with pytest.raises(HarnessError, match="must lie in"):
+        comp.check_submission(good.assign(beagle=-0.5, boxer=good["boxer"] + 0.75), raw)
