@@ -8,6 +8,7 @@ counterpart (``kaggle_slug = None``) are scored here against their held-out answ
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,7 @@ from harness.leaderboard import Leaderboard, now
 from harness.runs import Run
 from harness.submission import validate_submission
 
-SAMPLE_PATTERNS = ("sample_submission.csv", "sample_submission*.csv", "*sample*submission*.csv")
+SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
 DEFAULT_SOLUTION = "solution.csv"  # the held-out answers of a locally scored competition
 
 
@@ -37,11 +38,9 @@ class SubmitResult:
 
 
 def find_sample(data_dir: Path) -> Path | None:
-    for pattern in SAMPLE_PATTERNS:
-        found = sorted(Path(data_dir).glob(pattern))
-        if found:
-            return found[0]
-    return None
+    """Kaggle's sample submission: sample_submission.csv, or as some competitions spell it (sampleSubmission.csv)."""
+    found = sorted(p for p in Path(data_dir).glob("*.csv") if SAMPLE_NAME.fullmatch(p.name))
+    return min(found, key=lambda p: (p.name.lower() != "sample_submission.csv", p.name)) if found else None
 
 
 def solution_path(competition, data_dir: Path) -> Path:
