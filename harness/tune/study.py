@@ -53,6 +53,17 @@ def shown_url(url: str) -> str:
         return url
 
 
+def database_url(url: str) -> str:
+    """SQLAlchemy 2.1 reads postgresql:// as the psycopg 3 driver; harness[postgres] installs psycopg2,
+    so use it when it is the one here."""
+    from importlib.util import find_spec
+
+    scheme, rest = url.split("://", 1)
+    if scheme in ("postgresql", "postgres") and find_spec("psycopg") is None and find_spec("psycopg2") is not None:
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
 def quiet_optuna() -> None:
     """Optuna's per-trial INFO lines would interleave with the progress bar; failures get one line each."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -76,19 +87,24 @@ def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEAR
         raise HarnessError(f"--storage {url!r}: give a database URL (sqlite:///FILE, postgresql://USER@HOST/DB) "
                            "or journal:PATH for a journal file")
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
-            return optuna.storages.RDBStorage(
-                url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat, grace_period=2 * heartbeat,
-                heartbeat_stale_trial_callback=_stale_trial,
-            )
-    except ImportError as exc:
-        raise HarnessError(f"--storage {shown_url(url)}: missing database driver ({exc}); "
-                           "pip install 'harness[postgres]' for PostgreSQL") from None
-    except Exception as exc:  # SQLAlchemy's connection errors: say which server and why, in one line
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise HarnessError(f"cannot open study storage {shown_url(url)}: {reason}") from None
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # the heartbeat is "experimental"
+                return optuna.storages.RDBStorage(
+                    database_url(url), engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat,
+                    grace_period=2 * heartbeat, heartbeat_stale_trial_callback=_stale_trial,
+                )
+        except ImportError as exc:
+            raise HarnessError(f"--storage {shown_url(url)}: missing database driver ({exc}); "
+                               "pip install 'harness[postgres]' for PostgreSQL") from None
+        except Exception as exc:  # SQLAlchemy's errors: say which server and why, in one line
+            if attempt < 2 and ("duplicate key" in str(exc) or "already exists" in str(exc)):
+                # Workers starting together on a fresh database race to create Optuna's tables; retry.
+                time.sleep(0.5 + attempt)
+                continue
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise HarnessError(f"cannot open study storage {shown_url(url)}: {reason}") from None
 
 
 # ---------------------------------------------------------------------- sampler and pruner
