@@ -1,8 +1,9 @@
 """A short content fingerprint of a data folder, so a score can be tied to the exact data behind it.
 
-Hashing every byte of a large folder takes a while, so the result is cached in the folder (when it is
-writable) under a signature of the files' names, sizes and modification times: a second call on
-unchanged data only lists the files.
+Hashing every byte of a large folder takes a while, so with a ``cache_dir`` (the workspace's) the result
+is cached there under a signature of the files' names, sizes and modification times: a second call on
+unchanged data only lists the files. Nothing is ever written into the data folder itself, which may be
+shared and read-only.
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from tqdm import tqdm
 
 from harness.workspace import write_json
 
-CACHE_NAME = ".harness-fingerprint.json"
 CHUNK = 1 << 20
 
 
@@ -25,19 +25,21 @@ def data_files(folder: Path) -> list[Path]:
                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
-def data_fingerprint(folder) -> str:
+def data_fingerprint(folder, cache_dir=None) -> str:
     """16 hex digits of SHA-256 over every file's relative path and content."""
     folder = Path(folder)
     files = data_files(folder)
     stats = [(p.relative_to(folder).as_posix(), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
-    signature = hashlib.sha256(json.dumps(stats).encode()).hexdigest()
-    cache = folder / CACHE_NAME
-    try:
-        cached = json.loads(cache.read_text())
-        if cached.get("signature") == signature:
-            return cached["fingerprint"]
-    except (OSError, ValueError, KeyError, AttributeError):
-        pass
+    signature = hashlib.sha256(json.dumps([str(folder.resolve()), stats]).encode()).hexdigest()
+    cache = None
+    if cache_dir is not None:
+        cache = Path(cache_dir) / f"{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:20]}.json"
+        try:
+            cached = json.loads(cache.read_text())
+            if cached.get("signature") == signature:
+                return cached["fingerprint"]
+        except (OSError, ValueError, KeyError, AttributeError):
+            pass
     digest = hashlib.sha256()
     total = sum(size for _, size, _ in stats)
     with tqdm(total=total, unit="B", unit_scale=True, desc=f"fingerprint {folder.name}", leave=False,
@@ -49,8 +51,13 @@ def data_fingerprint(folder) -> str:
                     digest.update(block)
                     bar.update(len(block))
     fingerprint = digest.hexdigest()[:16]
-    try:
-        write_json(cache, {"signature": signature, "fingerprint": fingerprint})
-    except OSError:  # a read-only folder (shared data): fine, just not cached
-        pass
+    if cache is not None:
+        try:
+            write_json(cache, {"folder": str(folder.resolve()), "signature": signature, "fingerprint": fingerprint})
+        except OSError:  # no cache, no harm
+            pass
     return fingerprint
+
+
+def workspace_cache(workspace) -> Path:
+    return Path(workspace) / "cache" / "fingerprints"

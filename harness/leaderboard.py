@@ -145,9 +145,10 @@ class Leaderboard:
 def record_run(workspace, run: Run, data_dir) -> None:
     """Record a finished training run; called by the runner, so it is cheap and never fatal."""
     try:
-        from harness.fingerprint import data_fingerprint
+        from harness.fingerprint import data_fingerprint, workspace_cache
 
-        Leaderboard(workspace).record_run(run, data_fingerprint(data_dir) if data_dir else None)
+        fingerprint = data_fingerprint(data_dir, workspace_cache(workspace)) if data_dir else None
+        Leaderboard(workspace).record_run(run, fingerprint)
     except Exception as exc:  # the leaderboard is a record, not a reason to lose a trained run
         click.echo(f"warning: could not record run {run.id} in the leaderboard ({type(exc).__name__}: {exc})", err=True)
 

@@ -63,6 +63,7 @@ def test_training_records_the_run(slope_data, workspace):
     assert row["validation_score"] == pytest.approx(summary["primary_score"])
     assert row["config_hash"] == config_hash(config) and "[train]" in row["config"]
     assert row["data_fingerprint"] == data_fingerprint(slope_data)
+    assert [p.name for p in slope_data.iterdir()] == ["train.csv"]  # the data folder is left untouched
     head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=os.path.dirname(runner.__file__),
                           capture_output=True, text=True)
     if head.returncode == 0:
@@ -142,12 +143,13 @@ def test_git_commit_is_a_short_hash_or_none():
 
 
 def test_fingerprint_follows_content_and_caches_by_file_stats(tmp_path):
-    data = tmp_path / "d"
+    data, cache = tmp_path / "d", tmp_path / "cache"
     (data / "sub").mkdir(parents=True)
     (data / "a.csv").write_text("x\n1\n")
     (data / "sub" / "b.csv").write_text("y\n2\n")
-    first = data_fingerprint(data)
-    assert len(first) == 16 and (data / ".harness-fingerprint.json").exists()
+    first = data_fingerprint(data, cache)
+    assert len(first) == 16 and len(list(cache.iterdir())) == 1
+    assert sorted(p.name for p in data.rglob("*")) == ["a.csv", "b.csv", "sub"]  # nothing written into the data
     copy = tmp_path / "copy"
     (copy / "sub").mkdir(parents=True)
     (copy / "a.csv").write_text("x\n1\n")
@@ -157,9 +159,10 @@ def test_fingerprint_follows_content_and_caches_by_file_stats(tmp_path):
     stat = (data / "a.csv").stat()
     (data / "a.csv").write_text("x\n3\n")  # same size; put the old mtime back: the cache answers
     os.utime(data / "a.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    assert data_fingerprint(data) == first
+    assert data_fingerprint(data, cache) == first
+    assert data_fingerprint(data) != first  # without the cache it is hashed again
     os.utime(data / "a.csv", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # touched: hashed again
-    assert data_fingerprint(data) != first
-    touched = data_fingerprint(data)
-    (data / ".hidden").write_text("ignored")  # hidden files (our markers and caches) do not count
+    touched = data_fingerprint(data, cache)
+    assert touched != first
+    (data / ".hidden").write_text("ignored")  # hidden files (our markers) do not count
     assert data_fingerprint(data) == touched

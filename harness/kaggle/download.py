@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from harness.errors import HarnessError
-from harness.fingerprint import data_files, data_fingerprint
+from harness.fingerprint import data_files, data_fingerprint, workspace_cache
 from harness.workspace import write_json
 
 MARKER = ".harness-download.json"
@@ -79,18 +79,20 @@ def download_data(competition, dest: Path, force: bool = False, client=None) -> 
             competition.check_raw(tmp)
         except HarnessError as exc:
             raise HarnessError(f"the files Kaggle sent for {slug} are not what the {name} plugin expects: {exc}") from None
-        files = data_files(tmp)
-        info = {
-            "source": "kaggle", "slug": slug, "fingerprint": data_fingerprint(tmp), "files": len(files),
-            "bytes": sum(p.stat().st_size for p in files), "downloaded": time.strftime("%Y-%m-%d %H:%M:%S"),
-        }
-        write_json(tmp / MARKER, info)
         if dest.exists():
             shutil.rmtree(dest)
         tmp.rename(dest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+    # Fingerprinted in place, so the workspace's cache (dest is <workspace>/data/<name>) serves later runs.
+    files = data_files(dest)
+    info = {
+        "source": "kaggle", "slug": slug, "fingerprint": data_fingerprint(dest, workspace_cache(dest.parent.parent)),
+        "files": len(files), "bytes": sum(p.stat().st_size for p in files),
+        "downloaded": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    write_json(dest / MARKER, info)  # last: without it, a later --download knows the folder is incomplete
     click.echo(f"{name}: {info['files']} files ({info['bytes'] / 1e6:.1f} MB) ready in {dest}; "
                f"data fingerprint {info['fingerprint']}")
     return info, True

@@ -138,7 +138,7 @@ def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, 
 def submit(competition, workspace: Path, run_id: str = "latest", message: str | None = None, dry_run: bool = False,
            data_dir=None, wait: float = 600.0, poll: float = 5.0, client=None) -> SubmitResult:
     from harness import runner
-    from harness.fingerprint import data_fingerprint
+    from harness.fingerprint import data_fingerprint, workspace_cache
 
     run = Run.find(workspace, competition.name, run_id)
     data_dir = runner.data_dir_for(workspace, competition, data_dir)
@@ -147,7 +147,7 @@ def submit(competition, workspace: Path, run_id: str = "latest", message: str | 
     click.echo(f"{path}: valid ({len(submission)} rows, columns {', '.join(map(str, submission.columns[:6]))}"
                f"{', ...' if len(submission.columns) > 6 else ''})")
     board = Leaderboard(workspace)
-    board.record_run(run, data_fingerprint(data_dir))
+    board.record_run(run, data_fingerprint(data_dir, workspace_cache(workspace)))
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     summary = run.summary()
     message = message or f"harness {competition.name} run {run.id} config {summary.get('config_hash', '-')}"
