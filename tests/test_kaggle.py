@@ -152,9 +152,12 @@ def test_download_unzips_checks_fingerprints_and_does_not_download_twice(kaggle,
     assert_no_secrets(kaggle, out, again, *capfd.readouterr())
 
 
-def test_download_is_exclusive_with_sample_and_from(kaggle, cli_run):
+def test_download_is_exclusive_with_sample_and_from(kaggle, cli_run, workspace):
     result = cli_run("data", "toy-kaggle", "--download", "--sample", expect=2)
     assert "exactly one of --from DIR, --sample or --download" in result.output
+    put_data(workspace)  # files put there another way are not replaced without --force
+    result = cli_run("data", "toy-kaggle", "--download", expect=2)
+    assert "not downloaded from Kaggle; pass --force" in result.output
     assert kaggle.calls == []
 
 

@@ -26,6 +26,7 @@ from harness.kaggle.credentials import SETUP_HELP, Credentials, config_dir, find
 
 # How Kaggle words a refused submission when the team has used up its daily allowance.
 DAILY_LIMIT = re.compile(r"daily|per day|allowance|submission limit|max(imum)? (number of )?submissions", re.I)
+MAX_DELAY = 300.0  # the longest Retry-After we honour, in seconds
 UPLOAD_FAILED = "Could not submit to competition"  # KaggleApi.COMPETITION_SUBMIT_UPLOAD_FAILED_MESSAGE
 
 
@@ -105,7 +106,7 @@ class KaggleClient:
                 status = exc.response.status_code if exc.response is not None else None
                 if status is not None and (status == 429 or status >= 500) and attempt < self.retries:
                     delay = _retry_after(exc.response)
-                    delay = self.backoff * 2 ** (attempt - 1) if delay is None else delay
+                    delay = self.backoff * 2 ** (attempt - 1) if delay is None else min(delay, MAX_DELAY)
                     reason = "rate limited" if status == 429 else "server error"
                     click.echo(f"Kaggle answered {status} ({reason}) to {what}; retrying in {delay:.1f} s "
                                f"(attempt {attempt} of {self.retries})", err=True)

@@ -168,6 +168,11 @@ def submit(competition, workspace: Path, run_id: str = "latest", message: str | 
         return SubmitResult(run.id, path, "local", public_score=score)
 
     slug = competition.kaggle_slug
+    from harness.kaggle.download import download_info
+
+    if download_info(data_dir) is None:
+        click.echo(f"note: {data_dir} was not downloaded from Kaggle; if it is generated sample data (--sample), "
+                   f"Kaggle will reject its ids: use `harness data {competition.name} --download`", err=True)
     if dry_run:
         click.echo(f"dry run: the file is valid; not uploaded to {slug}")
         return SubmitResult(run.id, path, "dry-run")
