@@ -14,7 +14,9 @@ from harness.errors import HarnessError
 
 BUILTIN_PLUGINS = (
     "plugins.movielens",
+    "plugins.rossmann",
     "plugins.dog_breeds",
+    "plugins.imdb",
 )
 ENTRY_POINT_GROUP = "harness"
 

@@ -1,0 +1,154 @@
+"""The lesson's ``proc_df`` as a fitted, reusable preprocessor for tabular data.
+
+Fitted on the training rows only, then applied unchanged to validation and test rows:
+
+- categorical columns become integer codes 1..n in sorted order of the training values; 0 is kept
+  for a missing value and for a category never seen in training (its embedding row learns "unknown");
+- continuous columns: a missing value becomes the training median, and a ``<col>_na`` column (0/1)
+  flags it, for every column that had missing values in training; then (x - mean) / std with the
+  training statistics; everything float32.
+
+The fitted state is a plain dict of lists and numbers, so it is saved as JSON with the run.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError
+
+
+@dataclass
+class TabularArrays:
+    cats: np.ndarray  # (n, n_cat) int64 codes, 0 = missing or unseen
+    conts: np.ndarray  # (n, n_cont) float32, normalised, then the 0/1 `_na` flags
+
+
+def _as_keys(values: pd.Series, numeric: bool) -> pd.Series:
+    """Comparable category keys: floats for numeric columns (so 2013 == 2013.0), else strings."""
+    if numeric:
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    return values.where(values.isna(), values.astype(str))
+
+
+def _check_columns(frame: pd.DataFrame, columns, source: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise HarnessError(f"{source}: missing column(s) {', '.join(missing)} that the preprocessing needs")
+
+
+def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data") -> dict:
+    """Learn category codes, medians and normalisation statistics from the training rows."""
+    _check_columns(frame, [*cat_cols, *cont_cols], source)
+    cats = {}
+    for col in cat_cols:
+        numeric = pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
+        keys = _as_keys(frame[col].astype("float64") if pd.api.types.is_bool_dtype(frame[col]) else frame[col], numeric)
+        levels = pd.Index(keys.dropna().unique()).sort_values()
+        cats[col] = {"numeric": bool(numeric), "levels": [float(v) if numeric else str(v) for v in levels]}
+    conts = {}
+    for col in cont_cols:
+        values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
+        if values.isna().all():
+            raise HarnessError(f"{source}: continuous column {col} has no numeric value at all")
+        median = float(values.median())
+        has_na = bool(values.isna().any())
+        filled = values.fillna(median)
+        std = float(filled.std(ddof=0))
+        conts[col] = {"median": median, "na": has_na, "mean": float(filled.mean()), "std": std if std > 0 else 1.0}
+    return {"cat_cols": list(cat_cols), "cont_cols": list(cont_cols), "cats": cats, "conts": conts}
+
+
+def cardinalities(state: dict) -> list[int]:
+    """Embedding table sizes: the training levels plus row 0 for missing/unseen."""
+    return [len(state["cats"][c]["levels"]) + 1 for c in state["cat_cols"]]
+
+
+def cont_names(state: dict) -> list[str]:
+    """Column names of the continuous block: the columns, then their `_na` flags."""
+    return [*state["cont_cols"], *[f"{c}_na" for c in state["cont_cols"] if state["conts"][c]["na"]]]
+
+
+def transform_tabular(frame: pd.DataFrame, state: dict, source: str = "data") -> TabularArrays:
+    """Apply a fitted state to any rows (training, validation or test) exactly as fitted."""
+    _check_columns(frame, [*state["cat_cols"], *state["cont_cols"]], source)
+    n = len(frame)
+    cats = np.zeros((n, len(state["cat_cols"])), dtype=np.int64)
+    for j, col in enumerate(state["cat_cols"]):
+        spec = state["cats"][col]
+        values = frame[col]
+        if pd.api.types.is_bool_dtype(values):
+            values = values.astype("float64")
+        keys = _as_keys(values, spec["numeric"])
+        levels = pd.Index(spec["levels"], dtype="float64" if spec["numeric"] else "object")
+        # get_indexer gives -1 for unseen values and NaN: +1 maps those to the reserved code 0.
+        cats[:, j] = levels.get_indexer(keys) + 1
+    blocks, flags = [], []
+    for col in state["cont_cols"]:
+        spec = state["conts"][col]
+        values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
+        missing = np.isnan(values)
+        values = np.where(missing, spec["median"], values)
+        blocks.append((values - spec["mean"]) / spec["std"])
+        if spec["na"]:
+            flags.append(missing.astype(np.float64))
+    conts = np.stack([*blocks, *flags], axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+    return TabularArrays(cats, conts)
+
+
+# ---------------------------------------------------------------------- embedding sizes
+EMBEDDING_RULES = ("lesson", "fastai")
+
+
+def embedding_width(cardinality: int, rule: str = "lesson") -> int:
+    """The lesson's ``min(50, (card + 1) // 2)``, or fastai's newer ``min(600, round(1.6 * card**0.56))``."""
+    if rule == "lesson":
+        return max(1, min(50, (cardinality + 1) // 2))
+    if rule == "fastai":
+        return max(1, min(600, round(1.6 * cardinality ** 0.56)))
+    raise HarnessError(f"embedding rule {rule!r}: use one of {', '.join(EMBEDDING_RULES)}")
+
+
+def embedding_sizes(state: dict, rule: str = "lesson", overrides: dict | None = None,
+                    multiplier: float = 1.0) -> list[tuple[int, int]]:
+    """(cardinality, width) per categorical column: the rule's width times ``multiplier``
+    (at least 1), unless ``overrides`` names the column's width."""
+    overrides = dict(overrides or {})
+    unknown = sorted(set(overrides) - set(state["cat_cols"]))
+    if unknown:
+        raise HarnessError(f"embedding width override(s) for {', '.join(unknown)}: not categorical columns; "
+                           f"categorical columns are {', '.join(state['cat_cols'])}")
+    sizes = []
+    for col, card in zip(state["cat_cols"], cardinalities(state)):
+        if col in overrides:
+            width = int(overrides[col])
+            if width < 1:
+                raise HarnessError(f"embedding width override {col} = {width}: must be at least 1")
+        else:
+            width = max(1, round(embedding_width(card, rule) * multiplier))
+        sizes.append((card, width))
+    return sizes
+
+
+# ---------------------------------------------------------------------- checked joins
+def join_checked(left: pd.DataFrame, right: pd.DataFrame, on, right_name: str, left_name: str = "rows") -> pd.DataFrame:
+    """``left`` left-joined with ``right`` on ``on``, or a HarnessError if the join would lose or
+    duplicate rows: every left row must find exactly one right row."""
+    on = [on] if isinstance(on, str) else list(on)
+    dup = right.duplicated(subset=on)
+    if dup.any():
+        first = right.loc[dup, on].iloc[0].to_dict()
+        raise HarnessError(f"{right_name}: {int(dup.sum())} duplicated ({', '.join(on)}) key(s), first {first}; "
+                           f"the join would duplicate {left_name}; keep one row per key")
+    merged = left.merge(right, on=on, how="left", indicator="_join", sort=False)
+    lost = (merged["_join"] == "left_only").to_numpy()
+    if lost.any():
+        first = merged.loc[lost, on].iloc[0].to_dict()
+        raise HarnessError(f"{int(lost.sum())} of {len(left)} {left_name} have no match in {right_name} on "
+                           f"({', '.join(on)}), first {first}; add the missing rows to {right_name}")
+    if len(merged) != len(left):  # cannot happen with unique right keys; kept as a guard
+        raise HarnessError(f"joining {right_name} changed {left_name} from {len(left)} to {len(merged)} rows")
+    merged.index = left.index
+    return merged.drop(columns="_join")

@@ -1,0 +1,191 @@
+"""Rossmann files and features: checked reading, the store/state/weather joins, competition and
+Promo2 durations, and the promo/holiday event distances, as the third-place solution used them."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from harness.data.dates import add_date_parts, event_features, parse_dates
+from harness.data.files import read_table
+from harness.data.tabular import join_checked
+from harness.errors import HarnessError
+
+TRAIN_COLUMNS = ("Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo", "StateHoliday", "SchoolHoliday")
+TEST_COLUMNS = ("Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday")
+STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance", "CompetitionOpenSinceMonth",
+                 "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
+WEATHER_COLUMNS = ("Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC", "Max_Humidity", "Mean_Humidity",
+                   "Min_Humidity", "Max_Wind_SpeedKm_h", "Mean_Wind_SpeedKm_h", "CloudCover", "Events")
+MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec")
+
+
+@dataclass
+class RossmannData:
+    train: pd.DataFrame
+    test: pd.DataFrame | None
+    store: pd.DataFrame
+    sample: pd.DataFrame | None
+    weather: pd.DataFrame | None  # State, Date and the weather columns, None without store_states/weather
+    data_dir: Path
+    cache: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- reading
+def train_path(data_dir: Path) -> Path:
+    for name in ("train.csv", "train.csv.gz"):
+        if (data_dir / name).exists():
+            return data_dir / name
+    raise HarnessError(f"{data_dir} has no train.csv (or train.csv.gz); run `harness data rossmann --sample` "
+                       "or `harness data rossmann --from DIR` with the Kaggle files")
+
+
+def _numeric_or_missing(frame: pd.DataFrame, columns, path: Path) -> None:
+    """Columns that may be blank but must otherwise hold numbers (converted in place)."""
+    for col in columns:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric value(s), "
+                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
+        frame[col] = values
+
+
+def _no_duplicate_keys(frame: pd.DataFrame, keys, path: Path) -> None:
+    dup = frame.duplicated(subset=list(keys))
+    if dup.any():
+        first = frame.loc[dup, list(keys)].iloc[0].to_dict()
+        raise HarnessError(f"{path}: {int(dup.sum())} duplicated ({', '.join(keys)}) row(s), first {first}")
+
+
+def read_train(path: Path) -> pd.DataFrame:
+    frame = read_table(path, required=TRAIN_COLUMNS, dtype={"StateHoliday": str},
+                       integer=("Store", "DayOfWeek", "Open", "Promo", "SchoolHoliday"), numeric=("Sales", "Customers"))
+    negative = frame["Sales"] < 0
+    if negative.any():
+        row = int(np.flatnonzero(negative.to_numpy())[0])
+        raise HarnessError(f"{path}: column Sales has {int(negative.sum())} negative value(s), "
+                           f"first {frame['Sales'].iloc[row]!r} at data row {row + 1}; sales cannot be negative")
+    frame["Date"] = parse_dates(frame, "Date", path)
+    _no_duplicate_keys(frame, ("Store", "Date"), path)
+    return frame
+
+
+def read_test(path: Path) -> pd.DataFrame:
+    frame = read_table(path, required=TEST_COLUMNS, dtype={"StateHoliday": str},
+                       integer=("Id", "Store", "DayOfWeek", "Promo", "SchoolHoliday"))
+    # Kaggle's test.csv has blank Open values (store 622); the competition treats them as open.
+    _numeric_or_missing(frame, ["Open"], path)
+    frame["Open"] = frame["Open"].fillna(1).astype("int64")
+    frame["Date"] = parse_dates(frame, "Date", path)
+    _no_duplicate_keys(frame, ("Id",), path)
+    _no_duplicate_keys(frame, ("Store", "Date"), path)
+    return frame
+
+
+def read_store(path: Path) -> pd.DataFrame:
+    frame = read_table(path, required=STORE_COLUMNS, integer=("Store", "Promo2"))
+    _numeric_or_missing(frame, ["CompetitionDistance", "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear",
+                                "Promo2SinceWeek", "Promo2SinceYear"], path)
+    _no_duplicate_keys(frame, ("Store",), path)
+    return frame
+
+
+def weather_file(folder: Path, state: str) -> Path:
+    """A state's weather file; a combined code such as ``HB,NI`` uses its first state with a file."""
+    candidates = [state, state.replace(",", ""), *state.split(",")]
+    for name in candidates:
+        if (folder / f"{name}.csv").exists():
+            return folder / f"{name}.csv"
+    raise HarnessError(f"{folder / (state + '.csv')} is missing: store_states.csv names state {state!r}; "
+                       f"add its weather file or remove the weather folder")
+
+
+def read_weather(data_dir: Path, states: pd.DataFrame) -> pd.DataFrame:
+    folder = data_dir / "weather"
+    frames = []
+    for state in sorted(states["State"].unique()):
+        path = weather_file(folder, state)
+        frame = read_table(path, sep=";", required=("Date", *WEATHER_COLUMNS))
+        _numeric_or_missing(frame, [c for c in WEATHER_COLUMNS if c != "Events"], path)
+        frame["Date"] = parse_dates(frame, "Date", path)
+        _no_duplicate_keys(frame, ("Date",), path)
+        frame = frame[["Date", *WEATHER_COLUMNS]].copy()
+        frame.insert(0, "State", state)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def load(data_dir: Path) -> RossmannData:
+    data_dir = Path(data_dir)
+    train = read_train(train_path(data_dir))
+    store = read_store(data_dir / "store.csv")
+    test = read_test(data_dir / "test.csv") if (data_dir / "test.csv").exists() else None
+    sample = None
+    if (data_dir / "sample_submission.csv").exists():
+        path = data_dir / "sample_submission.csv"
+        sample = read_table(path, required=("Id", "Sales"), integer=("Id",))
+        if test is not None and set(sample["Id"]) != set(test["Id"]):
+            raise HarnessError(f"{path}: its Id set differs from test.csv's ({len(sample)} vs {len(test)} ids)")
+    for name, frame in (("train.csv", train), ("test.csv", test)):
+        if frame is None:
+            continue
+        unknown = ~frame["Store"].isin(store["Store"])
+        if unknown.any():
+            raise HarnessError(f"{data_dir / name}: {int(unknown.sum())} row(s) of store(s) absent from store.csv, "
+                               f"first store {int(frame.loc[unknown, 'Store'].iloc[0])}; add them to store.csv")
+    weather = None
+    states_path = data_dir / "store_states.csv"
+    if states_path.exists():
+        states = read_table(states_path, required=("Store", "State"), integer=("Store",))
+        _no_duplicate_keys(states, ("Store",), states_path)
+        store = join_checked(store, states[["Store", "State"]], "Store", states_path.name, "stores of store.csv")
+        if (data_dir / "weather").is_dir():
+            weather = read_weather(data_dir, states)
+    return RossmannData(train, test, store, sample, weather, data_dir)
+
+
+# ---------------------------------------------------------------------- features
+def store_features(store: pd.DataFrame) -> pd.DataFrame:
+    """Per store: the dates competition opened and Promo2 started (computed on 1,115 rows, not 1M)."""
+    store = store.copy()
+    year = store["CompetitionOpenSinceYear"].fillna(1900).clip(1900, 2100).astype(int)
+    month = store["CompetitionOpenSinceMonth"].fillna(1).clip(1, 12).astype(int)
+    store["CompetitionOpenSince"] = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": 15}))
+    p_year = store["Promo2SinceYear"].fillna(1900).clip(1900, 2100).astype(int)
+    p_week = store["Promo2SinceWeek"].fillna(1).clip(1, 53).astype(int)
+    # Monday of ISO week p_week of p_year: Jan 4th is always in ISO week 1.
+    jan4 = pd.to_datetime(pd.DataFrame({"year": p_year, "month": 1, "day": 4}))
+    store["Promo2Since"] = jan4 - pd.to_timedelta(jan4.dt.dayofweek, unit="D") + pd.to_timedelta((p_week - 1) * 7, unit="D")
+    store["PromoInterval"] = store["PromoInterval"].fillna("")
+    return store
+
+
+def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, max_days: int) -> pd.DataFrame:
+    """Every feature for train and test rows together (events need both sides of the boundary)."""
+    df = add_date_parts(rows.copy(), "Date", prefix="")
+    df = join_checked(df, store_features(data.store), "Store", "store.csv", "rows")
+    if data.weather is not None:
+        df = join_checked(df, data.weather, ["State", "Date"], "weather/<STATE>.csv", "rows")
+    days = (df["Date"] - df["CompetitionOpenSince"]).dt.days
+    days = days.where(df["CompetitionOpenSinceYear"].fillna(0) >= 1990, 0).clip(lower=0)
+    df["CompetitionDaysOpen"] = days
+    df["CompetitionMonthsOpen"] = (days // 30).clip(upper=24)
+    p_days = (df["Date"] - df["Promo2Since"]).dt.days.where(df["Promo2"] == 1, 0).clip(lower=0)
+    df["Promo2Days"] = p_days
+    df["Promo2Weeks"] = (p_days // 7).clip(upper=25)
+    codes, intervals = pd.factorize(df["PromoInterval"])
+    table = np.array([[m in str(i).split(",") for m in MONTH_NAMES] for i in intervals], dtype=bool)
+    df["IsPromo2Month"] = table[codes, df["Month"].to_numpy() - 1] & (p_days > 0).to_numpy()
+    df["StateHoliday"] = df["StateHoliday"].fillna("0").astype(str)
+    df["StateHolidayFlag"] = df["StateHoliday"] != "0"
+    df["Closed"] = df["Open"] == 0
+    flags = {"StateHoliday": "StateHolidayFlag"}
+    source = df[[flags.get(e, e) for e in events]].copy()
+    source.columns = list(events)
+    source[["Store", "Date"]] = df[["Store", "Date"]]
+    df = pd.concat([df, event_features(source, "Store", "Date", events, window=window, max_days=max_days)], axis=1)
+    return df

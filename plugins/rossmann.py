@@ -1,0 +1,167 @@
+"""Rossmann store sales: entity embeddings on engineered tabular features (Kaggle, 2015).
+
+Reads the Kaggle layout (train.csv or train.csv.gz, test.csv, store.csv, sample_submission.csv) and,
+when present, the third-place solution's external files (store_states.csv, weather/<STATE>.csv).
+The network learns log(Sales); the score is RMSPE on sales. Rows with zero sales are left out of
+training and scoring, as Kaggle ignores them; closed test stores are predicted 0.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from competitions import config_path
+from harness.competition import Competition, Predictions, Prepared
+from harness.config import config_hash
+from harness.data.loaders import TensorLoader
+from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.metrics import exp_rmspe
+from harness.models.tabular import TabularModel
+from harness.submission import validate_submission
+from plugins import _rossmann_features as features
+
+# Columns that exist only when store_states.csv and weather/ are present.
+OPTIONAL_COLUMNS = {"State", *features.WEATHER_COLUMNS}
+
+
+class Rossmann(Competition):
+    name = "rossmann"
+    kaggle_slug = "rossmann-store-sales"
+    description = "Rossmann store sales: entity embeddings on engineered features (RMSPE)"
+    config_path = config_path("rossmann")
+    raw_files = ("store.csv",)
+
+    # ------------------------------------------------------------------ data
+    def check_raw(self, data_dir):
+        super().check_raw(data_dir)
+        features.train_path(Path(data_dir))
+
+    def load(self, data_dir, config) -> features.RossmannData:
+        self.check_raw(data_dir)
+        return features.load(Path(data_dir))
+
+    def columns(self, raw: features.RossmannData, config) -> tuple[list[str], list[str]]:
+        """The config's categorical and continuous columns, without the optional files' ones if absent."""
+        d = config["data"]
+        absent = OPTIONAL_COLUMNS if raw.weather is None else set()
+        if "State" not in raw.store.columns:
+            absent = absent | {"State"}
+        dropped = [c for c in [*d["cat_cols"], *d["cont_cols"]] if c in absent]
+        if dropped and "warned_optional" not in raw.cache:
+            raw.cache["warned_optional"] = True
+            click.echo(f"note: {raw.data_dir} has no store_states.csv/weather/; not using {', '.join(dropped)}", err=True)
+        return [c for c in d["cat_cols"] if c not in absent], [c for c in d["cont_cols"] if c not in absent]
+
+    def features(self, raw: features.RossmannData, config) -> pd.DataFrame:
+        """Train and test rows with every feature, computed once per data and feature settings."""
+        d = config["data"]
+        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days")})
+        if key not in raw.cache:
+            rows = [raw.train.assign(Id=-1)]
+            if raw.test is not None:
+                rows.append(raw.test.assign(Sales=np.nan, Customers=np.nan))
+            frame = pd.concat(rows, ignore_index=True)
+            raw.cache.clear()
+            raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"])
+        return raw.cache[key]
+
+    def split(self, frame: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Rows with sales, split by date: the last ``valid_days`` days of train.csv validate."""
+        train = frame[(frame["Id"] == -1) & (frame["Sales"] > 0)]
+        days = int(config["data"]["valid_days"])
+        if days <= 0:
+            return train, train.iloc[:0]
+        start = train["Date"].max() - pd.Timedelta(days=days - 1)
+        valid = train["Date"] >= start
+        if valid.all():
+            raise HarnessError(f"data.valid_days = {days} covers all of train.csv; use fewer days")
+        return train[~valid], train[valid]
+
+    # ------------------------------------------------------------------ preprocessing
+    def prepare(self, raw, config) -> Prepared:
+        frame = self.features(raw, config)
+        train, valid = self.split(frame, config)
+        cat_cols, cont_cols = self.columns(raw, config)
+        state = fit_tabular(train, cat_cols, cont_cols, source="train.csv (with features)")
+        log_sales = np.log(train["Sales"].to_numpy())
+        state["target"] = {"max_log": float(log_sales.max()), "mean_log": float(log_sales.mean()),
+                           "y_range": [0.0, float(np.log(1.2 * train["Sales"].max()))]}
+        state["valid_start"] = str(valid["Date"].min().date()) if len(valid) else None
+        t = config["train"]
+        seed = int(config.get("seed", 0))
+        return Prepared(
+            train_dl=self.loader(train, state, t["batch_size"], shuffle=True, seed=seed),
+            valid_dl=self.loader(valid, state, 8192) if len(valid) else None,
+            state=state,
+        )
+
+    def loader(self, frame, state, batch_size, shuffle=False, seed=0) -> TensorLoader:
+        arrays = transform_tabular(frame, state)
+        target = None
+        if "Sales" in frame and frame["Sales"].notna().all():
+            target = torch.from_numpy(np.log(frame["Sales"].to_numpy(dtype=np.float64)).astype(np.float32))
+        return TensorLoader((torch.from_numpy(arrays.cats), torch.from_numpy(arrays.conts)), target,
+                            batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+    # ------------------------------------------------------------------ model
+    def build_model(self, state, config) -> nn.Module:
+        m = config["model"]
+        widths = {c: w for c, w in m.get("emb_widths", {}).items() if w and c in state["cat_cols"]}
+        sizes = embedding_sizes(state, m["emb_rule"], widths, m["emb_multiplier"])
+        layers = [max(1, round(size * m["layer_scale"])) for size in m["layers"]]
+        dropouts = [min(0.9, p * m["dropout_scale"]) for p in m["dropouts"]]
+        if len(dropouts) != len(layers):
+            raise HarnessError(f"model.dropouts has {len(dropouts)} values for {len(layers)} model.layers; give one per layer")
+        y_range = m["y_range"] or state["target"]["y_range"]
+        if len(y_range) != 2 or y_range[0] >= y_range[1]:
+            raise HarnessError(f"model.y_range = {y_range}: give [lo, hi] on log(Sales) with lo < hi, or [] for the default")
+        return TabularModel(sizes, len(cont_names(state)), layers, dropouts, m["emb_drop"], y_range,
+                            batchnorm=m["batchnorm"], init_output=state["target"]["mean_log"])
+
+    def layer_groups(self, model):
+        return model.layer_groups()
+
+    def loss_fn(self, config):
+        return nn.MSELoss()
+
+    def metrics(self, config):
+        return [exp_rmspe]
+
+    # ------------------------------------------------------------------ submission
+    def predict(self, learn, state, raw, config):
+        if raw.test is None:
+            return None
+        frame = self.features(raw, config)
+        test = frame[frame["Id"] != -1]
+        log_preds = learn.predict(self.loader(test, state, 8192)).numpy().astype(np.float64)
+        sales = np.where(test["Open"].to_numpy() == 0, 0.0, np.exp(log_preds))
+        by_id = pd.Series(sales, index=test["Id"].to_numpy())
+        ids = raw.sample["Id"].to_numpy() if raw.sample is not None else np.sort(test["Id"].to_numpy())
+        submission = pd.DataFrame({"Id": ids, "Sales": by_id.reindex(ids).to_numpy()})
+        return Predictions(submission, pd.Series(log_preds, index=test["Id"].to_numpy()).reindex(ids).to_numpy())
+
+    def check_submission(self, submission, raw):
+        sample = raw.sample if raw.sample is not None else pd.DataFrame({"Id": raw.test["Id"], "Sales": 0.0})
+        validate_submission(submission, sample, id_column="Id", value_range=(0.0, math.inf),
+                            name="rossmann submission")
+        if not np.array_equal(submission["Id"].to_numpy(), sample["Id"].to_numpy()):
+            raise HarnessError("rossmann submission: rows are not in sample_submission.csv's Id order")
+
+    # ------------------------------------------------------------------ sample data
+    def write_sample(self, data_dir, seed=0):
+        from plugins._rossmann_sample import write_sample
+
+        write_sample(Path(data_dir), seed)
+
+
+@hookimpl
+def register_competitions(register):
+    register(Rossmann())

@@ -1,0 +1,193 @@
+"""Rossmann end to end on generated files in the Kaggle format: features, submission rules, bad input."""
+import json
+import shutil
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.config import apply_overrides
+from harness.metrics import exp_rmspe_fn
+from plugins.rossmann import Rossmann
+
+SMALL = ["--set", "model.layers=[64, 32]", "--set", "train.batch_size=64"]
+
+
+@pytest.fixture(scope="module")
+def sample_dir(tmp_path_factory):
+    path = tmp_path_factory.mktemp("rossmann") / "data"
+    started = time.perf_counter()
+    Rossmann().write_sample(path)
+    assert time.perf_counter() - started < 5  # fast enough for demos and tests
+    return path
+
+
+@pytest.fixture
+def data(sample_dir, tmp_path):
+    """A private copy of the sample files that a test may break."""
+    path = tmp_path / "data"
+    shutil.copytree(sample_dir, path)
+    return path
+
+
+def test_sample_is_in_the_kaggle_format(sample_dir):
+    train = pd.read_csv(sample_dir / "train.csv", dtype={"StateHoliday": str})
+    test = pd.read_csv(sample_dir / "test.csv", dtype={"StateHoliday": str})
+    store = pd.read_csv(sample_dir / "store.csv")
+    assert list(train.columns) == ["Store", "DayOfWeek", "Date", "Sales", "Customers", "Open", "Promo",
+                                   "StateHoliday", "SchoolHoliday"]
+    assert list(test.columns) == ["Id", "Store", "DayOfWeek", "Date", "Open", "Promo", "StateHoliday", "SchoolHoliday"]
+    assert list(pd.read_csv(sample_dir / "sample_submission.csv").columns) == ["Id", "Sales"]
+    assert "PromoInterval" in store.columns and store["CompetitionDistance"].isna().any()
+    assert ((train["Open"] == 0) == (train["Sales"] == 0)).all() and (train["Open"] == 0).any()
+    assert set(train["StateHoliday"]) >= {"0", "a"} and train["Promo"].any() and train["SchoolHoliday"].any()
+    assert test["Open"].isna().any() and (test["Open"] == 0).any()
+    weather = pd.read_csv(sample_dir / "weather" / "NW.csv", sep=";")
+    assert weather.shape[1] == 23 and "Events" in weather.columns
+    # The test period follows train immediately and lasts 48 days, as on Kaggle.
+    assert pd.to_datetime(test["Date"]).min() - pd.to_datetime(train["Date"]).max() == pd.Timedelta(days=1)
+    assert pd.to_datetime(test["Date"]).nunique() == 48
+
+
+def test_features_split_and_training_rows(data):
+    comp = Rossmann()
+    config = comp.default_config()
+    raw = comp.load(data, config)
+    frame = comp.features(raw, config)
+    assert len(frame) == len(raw.train) + len(raw.test)  # every join kept every row once
+    train, valid = comp.split(frame, config)
+    assert (train["Sales"] > 0).all() and (valid["Sales"] > 0).all()  # zero sales never train nor score
+    start = raw.train["Date"].max() - pd.Timedelta(days=47)  # the last 48 days validate
+    assert (valid["Date"] >= start).all() and (train["Date"] < start).all()
+    assert valid["Date"].max() == raw.train["Date"].max()
+    # "HB,NI" stores take the weather of the first state with a file.
+    hb = frame[frame["State"] == "HB,NI"]
+    assert len(hb) and hb["Mean_TemperatureC"].notna().all()
+    # Promo2 is active only in the months its interval names, after it started.
+    store = raw.store.set_index("Store")
+    active = frame[frame["IsPromo2Month"]]
+    assert (active["Promo2"] == 1).all()
+    names = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec"]
+    assert all(names[m - 1] in store.loc[s, "PromoInterval"].split(",") for s, m in zip(active["Store"], active["Month"]))
+
+
+def test_missing_weather_files_only_drop_the_weather_columns(data):
+    shutil.rmtree(data / "weather")
+    (data / "store_states.csv").unlink()
+    comp = Rossmann()
+    config = comp.default_config()
+    raw = comp.load(data, config)
+    cats, conts = comp.columns(raw, config)
+    assert "State" not in cats and "Events" not in cats and "Max_TemperatureC" not in conts
+    assert "Store" in cats and "AfterPromo" in conts
+
+
+def test_train_predict_writes_a_valid_submission(data, workspace, cli_run):
+    cli_run("train", "rossmann", "--data-dir", data, "--epochs", 4, *SMALL)
+    run = next((workspace / "runs" / "rossmann").iterdir())
+    summary = json.loads((run / "summary.json").read_text())
+    targets = np.load(run / "valid_targets.npy")
+    constant = exp_rmspe_fn(np.full_like(targets, targets.mean()), targets)
+    assert summary["primary_metric"] == "rmspe" and summary["primary_score"] < 0.6 * constant  # it learned
+    assert json.loads((run / "preprocessing.json").read_text())["cat_cols"][0] == "Store"
+
+    # Predicting again from the saved run gives the same file; the closed-store rule holds.
+    first = (run / "submission.csv").read_text()
+    (run / "submission.csv").unlink()
+    cli_run("predict", "rossmann", "--data-dir", data)
+    assert (run / "submission.csv").read_text() == first
+    sub = pd.read_csv(run / "submission.csv")
+    test = pd.read_csv(data / "test.csv")
+    sample = pd.read_csv(data / "sample_submission.csv")
+    assert sub["Id"].tolist() == sample["Id"].tolist()
+    sales = sub.set_index("Id")["Sales"]
+    assert (sales[test.loc[test["Open"] == 0, "Id"]] == 0).all()
+    assert (sales[test.loc[test["Open"].isna(), "Id"]] > 0).all()  # a blank Open counts as open
+    assert (sales[test.loc[test["Open"] == 1, "Id"]] > 0).all()
+
+
+def test_submission_follows_sample_order_and_rejects_bad_rows(data, workspace, cli_run):
+    sample = pd.read_csv(data / "sample_submission.csv").sample(frac=1, random_state=0)
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    cli_run("train", "rossmann", "--data-dir", data, "--epochs", 1, *SMALL)
+    run = next((workspace / "runs" / "rossmann").iterdir())
+    sub = pd.read_csv(run / "submission.csv")
+    assert sub["Id"].tolist() == sample["Id"].tolist() and len(sub) == len(sample)
+
+    comp = Rossmann()
+    raw = comp.load(data, comp.default_config())
+    from harness.errors import HarnessError
+    with pytest.raises(HarnessError, match="Id set differs"):
+        comp.check_submission(sub.iloc[1:], raw)
+    with pytest.raises(HarnessError, match=r"values must lie in \[0.0, inf\]"):
+        comp.check_submission(sub.assign(Sales=-1.0), raw)
+    with pytest.raises(HarnessError, match="Id order"):
+        comp.check_submission(sub.sort_values("Id"), raw)
+
+
+def _rewrite(path, change, **read):
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, **read)
+    change(frame)
+    frame.to_csv(path, index=False, **({"sep": read["sep"]} if "sep" in read else {}))
+
+
+def _set_first(column, value):
+    def change(frame):
+        frame.loc[0, column] = value
+    return change
+
+
+BAD_INPUTS = {
+    "missing column": ("train.csv", lambda f: f.drop(columns=["Promo"], inplace=True), r"train.csv is missing column\(s\) Promo"),
+    "unparseable date": ("test.csv", _set_first("Date", "2015-02-30"), r"test.csv: column Date .*'2015-02-30'"),
+    "store not in store.csv": ("test.csv", _set_first("Store", "999"), r"test.csv: 1 row\(s\) of store\(s\) absent from store.csv, first store 999"),
+    "negative sales": ("train.csv", _set_first("Sales", "-5"), r"train.csv: column Sales has 1 negative"),
+    "non-numeric value": ("train.csv", _set_first("Promo", "yes"), r"train.csv: column Promo has 1 non-numeric .*'yes'"),
+    "non-numeric store value": ("store.csv", _set_first("CompetitionDistance", "far"), r"store.csv: column CompetitionDistance .*'far'"),
+    "non-numeric weather": ("weather/NW.csv", _set_first("Mean_TemperatureC", "warm"), r"NW.csv: column Mean_TemperatureC .*'warm'"),
+    "empty file": ("store.csv", None, r"store.csv is empty"),
+    "weather day missing": ("weather/BY.csv", lambda f: f.drop(index=10, inplace=True), r"rows have no match in weather/<STATE>.csv"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_is_one_clear_line_and_writes_nothing(case, data, workspace, cli_run):
+    name, change, message = BAD_INPUTS[case]
+    path = data / name
+    if change is None:
+        path.write_text("")
+    else:
+        _rewrite(path, change, **({"sep": ";"} if name.startswith("weather") else {}))
+    result = cli_run("train", "rossmann", "--data-dir", data, "--epochs", 1, *SMALL, expect=2)
+    assert result.output.count("\n") == 1 and result.output.startswith("error: ")
+    assert "Traceback" not in result.output
+    import re
+    assert re.search(message, result.output), result.output
+    assert not (workspace / "runs").exists()  # nothing written
+
+
+def test_predict_after_test_file_breaks_writes_nothing(data, workspace, cli_run):
+    cli_run("train", "rossmann", "--data-dir", data, "--epochs", 1, *SMALL)
+    run = next((workspace / "runs" / "rossmann").iterdir())
+    (run / "submission.csv").unlink()
+    _rewrite(data / "test.csv", _set_first("Store", "999"))
+    result = cli_run("predict", "rossmann", "--data-dir", data, expect=2)
+    assert "absent from store.csv" in result.output
+    assert not (run / "submission.csv").exists()
+
+
+def test_config_overrides_shape_the_model(data):
+    comp = Rossmann()
+    config = apply_overrides(comp.default_config(), ["model.emb_widths.Store=7", "model.layer_scale=0.5",
+                                                     "model.emb_rule=fastai", "train.batch_size=64"])
+    raw = comp.load(data, config)
+    prepared = comp.prepare(raw, config)
+    model = comp.build_model(prepared.state, config)
+    widths = dict(zip(prepared.state["cat_cols"], (e.embedding_dim for e in model.embeds)))
+    assert widths["Store"] == 7
+    n_weeks = prepared.state["cats"]["Week"]["levels"]
+    assert widths["Week"] == round(1.6 * (len(n_weeks) + 1) ** 0.56)  # weeks seen in training, plus row 0
+    assert [m.out_features for m in model.layers if hasattr(m, "out_features")] == [500, 250]
+    lo, hi = model.y_range
+    assert lo == 0 and hi == pytest.approx(np.log(1.2 * raw.train["Sales"].max()))

@@ -1,0 +1,121 @@
+"""The fitted tabular preprocessor, embedding sizes, checked joins and the entity-embedding model."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from harness.data.tabular import (cardinalities, cont_names, embedding_sizes, embedding_width, fit_tabular,
+                                  join_checked, transform_tabular)
+from harness.errors import HarnessError
+from harness.models.tabular import TabularModel
+
+
+@pytest.fixture
+def frames():
+    train = pd.DataFrame({
+        "color": ["red", "blue", None, "red", "green"],
+        "year": [2013, 2014, 2013, 2015, 2014],
+        "dist": [1.0, np.nan, 3.0, 5.0, 100.0],
+        "temp": [10.0, 20.0, 30.0, 40.0, 50.0],
+    })
+    test = pd.DataFrame({
+        "color": ["purple", "green", None],
+        "year": [2013.0, 2016.0, np.nan],  # floats must match the integer training years
+        "dist": [np.nan, 2.0, 3.0],
+        "temp": [np.nan, 60.0, 10.0],  # missing although training had none: median, no new flag
+    })
+    return train, test
+
+
+def test_categories_code_from_one_and_keep_zero_for_missing_and_unseen(frames):
+    train, test = frames
+    state = fit_tabular(train, ["color", "year"], ["dist", "temp"])
+    assert state["cats"]["color"]["levels"] == ["blue", "green", "red"]
+    assert cardinalities(state) == [4, 4]
+    tr = transform_tabular(train, state)
+    assert tr.cats[:, 0].tolist() == [3, 1, 0, 3, 2]
+    assert tr.cats[:, 1].tolist() == [1, 2, 1, 3, 2]
+    te = transform_tabular(test, state)
+    assert te.cats[:, 0].tolist() == [0, 2, 0]  # unseen "purple" and missing both map to 0
+    assert te.cats[:, 1].tolist() == [1, 0, 0]  # 2013.0 == 2013; unseen 2016 and NaN -> 0
+
+
+def test_continuous_medians_flags_and_statistics_come_from_train_only(frames):
+    train, test = frames
+    state = fit_tabular(train, ["color"], ["dist", "temp"])
+    assert cont_names(state) == ["dist", "temp", "dist_na"]  # only dist had gaps in training
+    median = np.median([1.0, 3.0, 5.0, 100.0])
+    filled = np.array([1.0, median, 3.0, 5.0, 100.0])
+    tr = transform_tabular(train, state)
+    assert tr.conts.dtype == np.float32
+    np.testing.assert_allclose(tr.conts[:, 0], (filled - filled.mean()) / filled.std(), rtol=1e-5)
+    np.testing.assert_allclose(tr.conts[:, 0].mean(), 0, atol=1e-6)
+    assert tr.conts[:, 2].tolist() == [0, 1, 0, 0, 0]
+    te = transform_tabular(test, state)
+    # Test rows use the training median, mean and std, not their own.
+    np.testing.assert_allclose(te.conts[:, 0], (np.array([median, 2.0, 3.0]) - filled.mean()) / filled.std(), rtol=1e-5)
+    temp = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    np.testing.assert_allclose(te.conts[:, 1], (np.array([30.0, 60.0, 10.0]) - temp.mean()) / temp.std(), rtol=1e-5)
+    assert te.conts[:, 2].tolist() == [1, 0, 0]
+    assert te.conts.shape[1] == tr.conts.shape[1]
+
+
+def test_state_survives_json_and_reapplies_unchanged(frames):
+    train, test = frames
+    state = fit_tabular(train, ["color", "year"], ["dist", "temp"])
+    again = json.loads(json.dumps(state))
+    a, b = transform_tabular(test, state), transform_tabular(test, again)
+    np.testing.assert_array_equal(a.cats, b.cats)
+    np.testing.assert_array_equal(a.conts, b.conts)
+
+
+def test_missing_column_is_a_clear_error(frames):
+    train, test = frames
+    state = fit_tabular(train, ["color"], ["dist"])
+    with pytest.raises(HarnessError, match="test.csv: missing column.*dist"):
+        transform_tabular(test.drop(columns="dist"), state, source="test.csv")
+
+
+def test_embedding_widths_rules_overrides_and_multiplier(frames):
+    assert embedding_width(1116, "lesson") == 50
+    assert embedding_width(8, "lesson") == 4
+    assert embedding_width(1116, "fastai") == round(1.6 * 1116 ** 0.56)
+    assert embedding_width(3, "fastai") == 3
+    with pytest.raises(HarnessError, match="embedding rule"):
+        embedding_width(10, "nope")
+    state = fit_tabular(frames[0], ["color", "year"], ["dist"])
+    assert embedding_sizes(state) == [(4, 2), (4, 2)]
+    assert embedding_sizes(state, overrides={"year": 7}) == [(4, 2), (4, 7)]
+    assert embedding_sizes(state, multiplier=3.0) == [(4, 6), (4, 6)]
+    with pytest.raises(HarnessError, match="dist: not categorical"):
+        embedding_sizes(state, overrides={"dist": 3})
+
+
+def test_join_checked_reports_lost_and_duplicated_rows():
+    left = pd.DataFrame({"Store": [1, 2, 3, 3]})
+    right = pd.DataFrame({"Store": [1, 2, 3], "Type": ["a", "b", "c"]})
+    assert join_checked(left, right, "Store", "store.csv")["Type"].tolist() == ["a", "b", "c", "c"]
+    with pytest.raises(HarnessError, match=r"2 of 4 rows have no match in store.csv.*'Store': 3"):
+        join_checked(left, right[right.Store != 3], "Store", "store.csv")
+    with pytest.raises(HarnessError, match=r"store.csv: 1 duplicated \(Store\)"):
+        join_checked(left, pd.concat([right, right.iloc[:1]]), "Store", "store.csv")
+
+
+def test_model_output_range_shapes_and_layer_groups():
+    torch.manual_seed(0)
+    model = TabularModel([(10, 5), (4, 2)], n_cont=3, layers=[20, 10], dropouts=[0.1, 0.1], emb_drop=0.1,
+                         y_range=(0.0, 11.0), init_output=8.5, batchnorm=True)
+    cats = torch.stack([torch.randint(0, 10, (64,)), torch.randint(0, 4, (64,))], dim=1)
+    out = model(cats, torch.randn(64, 3))
+    assert out.shape == (64,)
+    assert ((out > 0) & (out < 11)).all()
+    model.eval()
+    assert abs(model(cats, torch.zeros(64, 3)).mean().item() - 8.5) < 1.5  # starts near the training mean
+    groups = model.layer_groups()
+    assert len(groups) == 3
+    ids = [id(p) for g in groups for p in g]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())  # every parameter exactly once
+    with pytest.raises(ValueError, match="one dropout per layer"):
+        TabularModel([(10, 5)], 3, layers=[20, 10], dropouts=[0.1])
