@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.runs import Run
 from harness.workspace import write_csv
@@ -97,6 +98,7 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
     out.save_array("valid_targets.npy", targets)
     summary = {
         "competition": competition.name, "run": out.id, "kind": "blend", "study": study.study_name,
+        "config_hash": config_hash({"blend": [r.id for r in runs]}),
         "trials": [t.number for t in trials], "runs": [r.id for r in runs],
         "trial_scores": {str(n): s for n, s in trial_scores.items()},
         "metrics": {metric.name: score}, "primary_metric": metric.name, "primary_score": score,

@@ -175,17 +175,21 @@ class Objective:
     data_dir: Path
     workspace: Path
     device: str | None = None
-    train_seconds: list = field(default_factory=list)  # wall time inside runner.train, per trial
+    # Time inside runner.train per trial (wall, and CPU of this process): the rest of a trial's time is
+    # the tuning machinery's (sampling, storage, heartbeat, pruning reports, progress bar).
+    train_seconds: list = field(default_factory=list)
+    train_cpu_seconds: list = field(default_factory=list)
     messages_seen: set = field(default_factory=set)
 
     def __call__(self, trial: optuna.Trial) -> float:
         trial.set_user_attr("machine", platform.node())
         trial.set_user_attr("workspace", str(Path(self.workspace).resolve()))
-        started = time.perf_counter()
         log = io.StringIO()
+        started = None
         try:
             overrides = self.competition.search_space(trial, self.config)
             config = apply_overrides(self.config, overrides)
+            started, started_cpu = time.perf_counter(), time.process_time()
             with contextlib.redirect_stderr(log):  # the plugin's warnings, said once below, not every trial
                 run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
                                    callbacks=[OptunaPruning(trial)], echo=False, progress=True)
@@ -195,7 +199,9 @@ class Objective:
             trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:2000])
             raise
         finally:
-            self.train_seconds.append(time.perf_counter() - started)
+            if started is not None:
+                self.train_seconds.append(time.perf_counter() - started)
+                self.train_cpu_seconds.append(time.process_time() - started_cpu)
             self._echo_new_messages(log.getvalue())
         summary = run.summary()
         trial.set_user_attr("run", run.id)
