@@ -164,7 +164,7 @@ class DogBreeds(Competition):
         learn.freeze()
         cache_root = activation_cache_dir(learn, config)
         extractor = FeatureExtractor(model)
-        common = dict(cache_root=cache_root, model_name=f"{config['model']['arch']}", device=learn.device,
+        common = dict(cache_root=cache_root, model_name=config["model"]["arch"], device=learn.device,
                       batch_size=t["batch_size"], num_workers=d["num_workers"], draft_size=size)
         train_acts, cache = precompute_activations(extractor, extra["train_paths"], eval_transform(size), **common)
         reused = cache.hits

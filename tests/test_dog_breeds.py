@@ -95,6 +95,21 @@ def test_end_to_end_cached_activations_then_unfreeze(cli_run, workspace, sample_
     assert "activations: 120 images, 120 reused" in out
 
 
+def test_offline_without_weights_one_line_exit_2(cli_run, sample_dir, tmp_path, monkeypatch):
+    import urllib.error
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+
+    def offline(*args, **kwargs):
+        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    out = cli_run("train", "dog-breeds", "--data-dir", sample_dir, expect=2).output
+    expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet34-b627a593.pth"
+    assert out.startswith("error: ImageNet weights for resnet34") and str(expected) in out
+    assert out.count("\n") == 1 and "Traceback" not in out
+
+
 def test_missing_and_mismatched_files(data_copy):
     comp = DogBreeds()
     labels = pd.read_csv(data_copy / "labels.csv")

@@ -200,13 +200,21 @@ class ActivationCache:
 @torch.no_grad()
 def compute_activations(extractor: nn.Module, paths: Sequence, transform, device="cpu", batch_size=64,
                         num_workers=0, draft_size=None, desc="activations") -> torch.Tensor:
-    """The extractor's outputs for every image, in eval mode, batch by batch (a progress bar)."""
-    extractor.eval()
+    """The extractor's outputs for every image, in eval mode, batch by batch (a progress bar).
+
+    Convolutions run in channels-last memory layout (faster with oneDNN and cuDNN); the extractor's
+    weights are put back in the usual layout afterwards.
+    """
+    extractor.eval().to(memory_format=torch.channels_last)
     loader = image_loader(paths, None, transform, batch_size=batch_size, num_workers=num_workers,
                           draft_size=draft_size)
     outs = []
-    for xb, _ in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=0.5):
-        outs.append(extractor(xb.to(device, non_blocking=True)).float().cpu())
+    try:
+        for xb, _ in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=0.5):
+            xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+            outs.append(extractor(xb).float().cpu())
+    finally:
+        extractor.to(memory_format=torch.contiguous_format)
     return torch.cat(outs)
 
 
