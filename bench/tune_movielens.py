@@ -7,6 +7,8 @@ reports, progress bar) is a trial's time outside `runner.train` over its time in
 time and as this process's CPU time (steadier on a shared machine).
 
     .venv/bin/python bench/tune_movielens.py --data-dir ../shared/data/movielens/ml-100k --trials 16
+
+bench/tune_rossmann.py runs the same on Rossmann.
 """
 from __future__ import annotations
 
@@ -27,20 +29,24 @@ from harness.tune.study import (Objective, check_search_space, direction_of, mak
                                 make_storage, open_study, optimize)
 
 
-def main():
+def main(argv=None, default_overrides=("data.split=u1",), prepare_data=lambda path: path):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", type=Path, default=Path("../shared/data/movielens/ml-100k"))
     ap.add_argument("--competition", default="movielens")
     ap.add_argument("--set", dest="overrides", action="append", default=None,
-                    help="config overrides for every run (default: data.split=u1)")
+                    help=f"config overrides for every run (default: {' '.join(default_overrides)})")
     ap.add_argument("--trials", type=int, default=16)
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--workspace", type=Path, default=None, help="scratch folder (default: a new temp dir)")
-    args = ap.parse_args()
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = ap.parse_args(argv)
     if not args.data_dir.exists():
         raise SystemExit(f"no data at {args.data_dir}; pass --data-dir")
-    overrides = args.overrides if args.overrides is not None else ["data.split=u1"]
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    args.data_dir = prepare_data(args.data_dir)
+    overrides = args.overrides if args.overrides is not None else list(default_overrides)
     ws = args.workspace or Path(tempfile.mkdtemp(prefix="tune-bench-"))
     comp = get_competition(args.competition)
     config = apply_overrides(comp.default_config(), overrides)
