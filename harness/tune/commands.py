@@ -62,6 +62,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     if show or export_path:
         study = studies.load_study(studies.make_storage(url, workspace, heartbeat), study_name)
         if show:
+            studies.fail_stale_trials(study)  # a killed worker's trial shows as FAILED, not RUNNING forever
             report.show(study, workspace / "tune" / study_name, studies.shown_url(url))
         if export_path:
             trial = export.pick_trial(study, trial_number)

@@ -154,6 +154,13 @@ def load_study(storage, study_name: str) -> optuna.Study:
                            f"run `harness tune NAME --trials N` first") from None
 
 
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Mark FAILED the running trials whose worker stopped sending heartbeats (SQL storages only)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
 def check_search_space(config: dict) -> None:
     """Every [search] key must name an entry of the config, so a typo fails once, not in every trial."""
     search = config.get("search") or {}
