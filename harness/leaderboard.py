@@ -211,10 +211,12 @@ def plot_validation_vs_public(rows: list[dict], path, competition: str) -> int:
         ax.legend(loc="best", fontsize=8)
     rho = rank_correlation([p[0] for p in points], [p[1] for p in points])
     metric = next((r.get("metric") for r in rows if r.get("metric")), "score")
-    title = f"{competition}: validation vs public {metric} ({len(points)} runs)"
+    scored = [r for r in rows if r.get("public_score") is not None]
+    public = "held-out (local)" if scored and all(r.get("status") == "local" for r in scored) else "public"
+    title = f"{competition}: validation vs {public} {metric} ({len(points)} runs)"
     if rho is not None:
         title += f"\nrank correlation {rho:+.2f}"
-    ax.set(xlabel=f"validation {metric}", ylabel=f"public {metric}", title=title)
+    ax.set(xlabel=f"validation {metric}", ylabel=f"{public} {metric}", title=title)
     save_figure(fig, path)
     return len(points)
 
