@@ -73,43 +73,57 @@ class Rossmann(Competition):
             raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"])
         return raw.cache[key]
 
-    def split(self, frame: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    def split_masks(self, frame: pd.DataFrame, config) -> tuple[np.ndarray, np.ndarray]:
         """Rows with sales, split by date: the last ``valid_days`` days of train.csv validate."""
-        train = frame[(frame["Id"] == -1) & (frame["Sales"] > 0)]
+        has_sales = ((frame["Id"] == -1) & (frame["Sales"] > 0)).to_numpy()
         days = int(config["data"]["valid_days"])
         if days <= 0:
-            return train, train.iloc[:0]
-        start = train["Date"].max() - pd.Timedelta(days=days - 1)
-        valid = train["Date"] >= start
-        if valid.all():
+            return has_sales, np.zeros_like(has_sales)
+        dates = frame["Date"].to_numpy()
+        start = dates[has_sales].max() - np.timedelta64(days - 1, "D")
+        late = dates >= start
+        if not (has_sales & ~late).any():
             raise HarnessError(f"data.valid_days = {days} covers all of train.csv; use fewer days")
-        return train[~valid], train[valid]
+        return has_sales & ~late, has_sales & late
+
+    def split(self, frame: pd.DataFrame, config) -> tuple[pd.DataFrame, pd.DataFrame]:
+        train, valid = self.split_masks(frame, config)
+        return frame[train], frame[valid]
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, raw, config) -> Prepared:
         frame = self.features(raw, config)
-        train, valid = self.split(frame, config)
+        train, valid = self.split_masks(frame, config)
         cat_cols, cont_cols = self.columns(raw, config)
-        state = fit_tabular(train, cat_cols, cont_cols, source="train.csv (with features)")
-        log_sales = np.log(train["Sales"].to_numpy())
-        state["target"] = {"max_log": float(log_sales.max()), "mean_log": float(log_sales.mean()),
-                           "y_range": [0.0, float(np.log(1.2 * train["Sales"].max()))]}
-        state["valid_start"] = str(valid["Date"].min().date()) if len(valid) else None
+        # Fit on the training rows only, then transform every row once and cut the arrays:
+        # much cheaper than copying a million-row frame per split.
+        state = fit_tabular(frame, cat_cols, cont_cols, source="train.csv (with features)", rows=train)
+        sales = frame["Sales"].to_numpy(dtype=np.float64)
+        log_sales = np.log(sales[train])
+        state["target"] = {"mean_log": float(log_sales.mean()),
+                           "y_range": [0.0, float(np.log(1.2 * sales[train].max()))]}
+        state["valid_start"] = str(frame["Date"][valid].min().date()) if valid.any() else None
+        arrays = transform_tabular(frame, state)
+        target = np.log(np.where(train | valid, sales, 1.0)).astype(np.float32)
         t = config["train"]
         seed = int(config.get("seed", 0))
-        return Prepared(
-            train_dl=self.loader(train, state, t["batch_size"], shuffle=True, seed=seed),
-            valid_dl=self.loader(valid, state, 8192) if len(valid) else None,
-            state=state,
-        )
 
-    def loader(self, frame, state, batch_size, shuffle=False, seed=0) -> TensorLoader:
+        def loader(rows, batch_size, shuffle=False):
+            inputs = (torch.from_numpy(arrays.cats[rows]), torch.from_numpy(arrays.conts[rows]))
+            return TensorLoader(inputs, torch.from_numpy(target[rows]), batch_size=batch_size, shuffle=shuffle,
+                                seed=seed)
+
+        return Prepared(train_dl=loader(train, t["batch_size"], shuffle=True),
+                        valid_dl=loader(valid, 8192) if valid.any() else None, state=state)
+
+    def loader(self, frame, state, batch_size) -> TensorLoader:
+        """Inputs (and log sales, where known) of ``frame``'s rows, in order, for prediction."""
         arrays = transform_tabular(frame, state)
         target = None
         if "Sales" in frame and frame["Sales"].notna().all():
             target = torch.from_numpy(np.log(frame["Sales"].to_numpy(dtype=np.float64)).astype(np.float32))
         return TensorLoader((torch.from_numpy(arrays.cats), torch.from_numpy(arrays.conts)), target,
-                            batch_size=batch_size, shuffle=shuffle, seed=seed)
+                            batch_size=batch_size)
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:

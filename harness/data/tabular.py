@@ -26,11 +26,16 @@ class TabularArrays:
     conts: np.ndarray  # (n, n_cont) float32, normalised, then the 0/1 `_na` flags
 
 
-def _as_keys(values: pd.Series, numeric: bool) -> pd.Series:
-    """Comparable category keys: floats for numeric columns (so 2013 == 2013.0), else strings."""
+def _as_keys(values: pd.Series, numeric: bool) -> np.ndarray:
+    """Comparable category keys: floats for numeric columns (so 2013 == 2013.0), else strings;
+    missing values stay NaN/None."""
     if numeric:
-        return pd.to_numeric(values, errors="coerce").astype("float64")
-    return values.where(values.isna(), values.astype(str))
+        if pd.api.types.is_bool_dtype(values):
+            values = values.astype("float64")
+        return pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+    if pd.api.types.is_string_dtype(values) and not pd.api.types.is_object_dtype(values):
+        return values.to_numpy(dtype=object, na_value=None)  # already strings: no per-value conversion
+    return values.where(values.isna(), values.astype(str)).to_numpy(dtype=object)
 
 
 def _check_columns(frame: pd.DataFrame, columns, source: str) -> None:
@@ -39,25 +44,28 @@ def _check_columns(frame: pd.DataFrame, columns, source: str) -> None:
         raise HarnessError(f"{source}: missing column(s) {', '.join(missing)} that the preprocessing needs")
 
 
-def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data") -> dict:
-    """Learn category codes, medians and normalisation statistics from the training rows."""
+def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data", rows=None) -> dict:
+    """Learn category codes, medians and normalisation statistics from the training rows:
+    all of ``frame``, or those where the boolean array ``rows`` is true (saves copying a big frame)."""
     _check_columns(frame, [*cat_cols, *cont_cols], source)
+    pick = (lambda a: a) if rows is None else (lambda a: a[np.asarray(rows, dtype=bool)])
     cats = {}
     for col in cat_cols:
         numeric = pd.api.types.is_numeric_dtype(frame[col]) or pd.api.types.is_bool_dtype(frame[col])
-        keys = _as_keys(frame[col].astype("float64") if pd.api.types.is_bool_dtype(frame[col]) else frame[col], numeric)
+        keys = pd.Series(pick(_as_keys(frame[col], numeric)))
         levels = pd.Index(keys.dropna().unique()).sort_values()
         cats[col] = {"numeric": bool(numeric), "levels": [float(v) if numeric else str(v) for v in levels]}
     conts = {}
     for col in cont_cols:
-        values = pd.to_numeric(frame[col], errors="coerce").astype("float64")
-        if values.isna().all():
+        values = pick(pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64))
+        missing = np.isnan(values)
+        if missing.all():
             raise HarnessError(f"{source}: continuous column {col} has no numeric value at all")
-        median = float(values.median())
-        has_na = bool(values.isna().any())
-        filled = values.fillna(median)
-        std = float(filled.std(ddof=0))
-        conts[col] = {"median": median, "na": has_na, "mean": float(filled.mean()), "std": std if std > 0 else 1.0}
+        median = float(np.median(values[~missing]))
+        filled = np.where(missing, median, values)
+        std = float(filled.std())
+        conts[col] = {"median": median, "na": bool(missing.any()), "mean": float(filled.mean()),
+                      "std": std if std > 0 else 1.0}
     return {"cat_cols": list(cat_cols), "cont_cols": list(cont_cols), "cats": cats, "conts": conts}
 
 
@@ -78,23 +86,19 @@ def transform_tabular(frame: pd.DataFrame, state: dict, source: str = "data") ->
     cats = np.zeros((n, len(state["cat_cols"])), dtype=np.int64)
     for j, col in enumerate(state["cat_cols"]):
         spec = state["cats"][col]
-        values = frame[col]
-        if pd.api.types.is_bool_dtype(values):
-            values = values.astype("float64")
-        keys = _as_keys(values, spec["numeric"])
-        levels = pd.Index(spec["levels"], dtype="float64" if spec["numeric"] else "object")
+        keys = _as_keys(frame[col], spec["numeric"])
+        levels = pd.Index(spec["levels"], dtype="float64" if spec["numeric"] else object)
         # get_indexer gives -1 for unseen values and NaN: +1 maps those to the reserved code 0.
         cats[:, j] = levels.get_indexer(keys) + 1
-    blocks, flags = [], []
-    for col in state["cont_cols"]:
+    flagged = [c for c in state["cont_cols"] if state["conts"][c]["na"]]
+    conts = np.empty((n, len(state["cont_cols"]) + len(flagged)), dtype=np.float32)
+    for j, col in enumerate(state["cont_cols"]):
         spec = state["conts"][col]
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
         missing = np.isnan(values)
-        values = np.where(missing, spec["median"], values)
-        blocks.append((values - spec["mean"]) / spec["std"])
+        conts[:, j] = (np.where(missing, spec["median"], values) - spec["mean"]) / spec["std"]
         if spec["na"]:
-            flags.append(missing.astype(np.float64))
-    conts = np.stack([*blocks, *flags], axis=1).astype(np.float32) if blocks else np.zeros((n, 0), np.float32)
+            conts[:, len(state["cont_cols"]) + flagged.index(col)] = missing
     return TabularArrays(cats, conts)
 
 
@@ -142,13 +146,18 @@ def join_checked(left: pd.DataFrame, right: pd.DataFrame, on, right_name: str, l
         first = right.loc[dup, on].iloc[0].to_dict()
         raise HarnessError(f"{right_name}: {int(dup.sum())} duplicated ({', '.join(on)}) key(s), first {first}; "
                            f"the join would duplicate {left_name}; keep one row per key")
-    merged = left.merge(right, on=on, how="left", indicator="_join", sort=False)
-    lost = (merged["_join"] == "left_only").to_numpy()
+    clash = sorted((set(right.columns) & set(left.columns)) - set(on))
+    if clash:
+        raise ValueError(f"joining {right_name} would duplicate column(s) {', '.join(clash)}")
+    # Look every left key up in the right keys (a hash join), then take the right rows in that order.
+    if len(on) == 1:
+        indexer = pd.Index(right[on[0]]).get_indexer(left[on[0]])
+    else:
+        indexer = pd.MultiIndex.from_frame(right[on]).get_indexer(pd.MultiIndex.from_frame(left[on]))
+    lost = indexer < 0
     if lost.any():
-        first = merged.loc[lost, on].iloc[0].to_dict()
+        first = left.loc[lost, on].iloc[0].to_dict()
         raise HarnessError(f"{int(lost.sum())} of {len(left)} {left_name} have no match in {right_name} on "
                            f"({', '.join(on)}), first {first}; add the missing rows to {right_name}")
-    if len(merged) != len(left):  # cannot happen with unique right keys; kept as a guard
-        raise HarnessError(f"joining {right_name} changed {left_name} from {len(left)} to {len(merged)} rows")
-    merged.index = left.index
-    return merged.drop(columns="_join")
+    added = right.drop(columns=on).iloc[indexer].set_axis(left.index)
+    return pd.concat([left, added], axis=1)
