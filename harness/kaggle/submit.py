@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 import numpy as np
 import pandas as pd
+from tqdm import tqdm
 
 from harness.data.files import read_table
 from harness.errors import HarnessError
@@ -119,20 +120,22 @@ def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, 
 
     from harness.kaggle.client import DAILY_LIMIT, daily_limit_error
 
-    deadline = time.monotonic() + wait
-    while True:
-        mine = [s for s in client.submissions(slug) if s is not None and int(s.ref or 0) == ref]
-        if mine and mine[0].status == SubmissionStatus.COMPLETE:
-            return "scored", _score(mine[0].public_score), _score(mine[0].private_score), None
-        if mine and mine[0].status == SubmissionStatus.ERROR:
-            error = (mine[0].error_description or "").strip() or "no error message given"
-            if DAILY_LIMIT.search(error):
-                raise daily_limit_error(slug, error)
-            return "failed", None, None, error
-        if time.monotonic() + poll > deadline:
-            return "pending", None, None, None
-        sleep(poll)
-        poll = min(poll * 1.5, 30.0)
+    start = time.monotonic()
+    with tqdm(total=round(wait), desc="scoring", unit="s", leave=False, bar_format="{desc}: {n}/{total} s") as bar:
+        while True:
+            mine = [s for s in client.submissions(slug) if s is not None and int(s.ref or 0) == ref]
+            if mine and mine[0].status == SubmissionStatus.COMPLETE:
+                return "scored", _score(mine[0].public_score), _score(mine[0].private_score), None
+            if mine and mine[0].status == SubmissionStatus.ERROR:
+                error = (mine[0].error_description or "").strip() or "no error message given"
+                if DAILY_LIMIT.search(error):
+                    raise daily_limit_error(slug, error)
+                return "failed", None, None, error
+            if time.monotonic() - start + poll > wait:
+                return "pending", None, None, None
+            sleep(poll)
+            poll = min(poll * 1.5, 30.0)
+            bar.update(min(round(time.monotonic() - start), bar.total) - bar.n)
 
 
 def submit(competition, workspace: Path, run_id: str = "latest", message: str | None = None, dry_run: bool = False,
