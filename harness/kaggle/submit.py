@@ -100,10 +100,10 @@ def score_locally(competition, config: dict, submission: pd.DataFrame, solution_
     if missing:
         raise HarnessError(f"the submission lacks {len(missing)} id(s) of {solution_file}, e.g. {sorted(missing, key=str)[0]!r}")
     merged = solution.merge(submission, on=id_column, suffixes=("_true", "_pred"))
-    targets = merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64).squeeze(1) if len(values) == 1 \
-        else merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64)
+    targets = merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64)
     preds = merged[[f"{c}_pred" for c in values]].to_numpy(dtype=np.float64)
-    preds = preds.squeeze(1) if len(values) == 1 else preds
+    if len(values) == 1:  # one prediction column: plain vectors, as the metrics expect
+        targets, preds = targets[:, 0], preds[:, 0]
     return float(competition.metrics(config)[0](preds, targets))
 
 
