@@ -247,6 +247,25 @@ def explain(ctx, name, run_id):
     comp.explain(run, run.dir)
 
 
+@cli.command("generate")
+@click.argument("name")
+@click.option("--run", "run_id", default="latest", show_default=True, help="The run whose language model writes.")
+@click.option("--prompt", default="", help="The text to continue.")
+@click.option("--words", type=int, default=50, show_default=True, help="How many tokens to sample.")
+@click.option("--temperature", type=float, default=1.0, show_default=True, help="Below 1: safer; 0: always the likeliest.")
+@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest tokens (0: all).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option
+@click.pass_context
+def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device):
+    """Write text with a trained run's language model, continuing --prompt."""
+    from harness.runs import Run
+
+    comp = _competition(name)
+    run = Run.find(_workspace(ctx), name, run_id)
+    click.echo(comp.generate(run, prompt, words=words, temperature=temperature, top_k=top_k, seed=seed, device=device))
+
+
 @cli.command("model")
 @click.argument("name")
 @config_option

@@ -112,3 +112,8 @@ class Competition:
 
     def explain(self, run, out_dir: Path) -> None:
         raise HarnessError(f"competition {self.name} has no `explain` report")
+
+    def generate(self, run, prompt: str, words: int = 50, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+                 device=None) -> str:
+        """Text from a trained run's language model, continuing ``prompt``."""
+        raise HarnessError(f"competition {self.name} has no text generation")

@@ -1,0 +1,138 @@
+"""Batches for text: language-model streams, and length-bucketed classifier batches.
+
+Both loaders keep their own torch.Generator, so a checkpoint restores the exact order.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+
+class LMLoader:
+    """The lesson's language-model batches.
+
+    The documents (in a new random order each epoch when ``shuffle``) are concatenated into one stream,
+    cut into ``bs`` equal rows, and read left to right ``bptt`` tokens at a time; each batch's targets
+    are its inputs shifted by one token, and row r of a batch continues where row r of the previous
+    batch stopped, so the hidden state can be carried over. With ``variable_bptt`` the length varies:
+    ``bptt`` 95% of the time, ``bptt / 2`` otherwise, plus normal noise (sd 5), never under 5.
+    Every epoch has exactly ``len(loader)`` batches (a few tail tokens may be left out).
+    """
+
+    def __init__(self, docs: list[np.ndarray], bs: int = 64, bptt: int = 70, shuffle: bool = False,
+                 variable_bptt: bool | None = None, seed: int = 0, max_tokens: int = 0):
+        self.docs = [np.asarray(d, dtype=np.int64) for d in docs]
+        self.bs, self.bptt, self.shuffle = bs, bptt, shuffle
+        self.variable_bptt = shuffle if variable_bptt is None else variable_bptt
+        self.generator = torch.Generator().manual_seed(seed)
+        n_tokens = sum(len(d) for d in self.docs)
+        if max_tokens:
+            n_tokens = min(n_tokens, max_tokens)
+        self.max_tokens = n_tokens
+        self.row_len = n_tokens // bs
+        if self.row_len < 2:
+            raise ValueError(f"{n_tokens} tokens are too few for {bs} language-model streams")
+        mean = bptt * (0.95 + 0.05 / 2) if self.variable_bptt else bptt
+        self._len = max(1, round((self.row_len - 1) / mean))
+
+    def __len__(self) -> int:
+        return self._len
+
+    @property
+    def n_tokens(self) -> int:
+        return self.row_len * self.bs
+
+    def stream(self) -> torch.Tensor:
+        """This epoch's token streams, shape (bs, row_len)."""
+        order = (torch.randperm(len(self.docs), generator=self.generator).tolist() if self.shuffle
+                 else range(len(self.docs)))
+        flat = np.concatenate([self.docs[i] for i in order])[: self.row_len * self.bs]
+        return torch.from_numpy(flat).view(self.bs, self.row_len)
+
+    def seq_lens(self) -> list[int]:
+        if not self.variable_bptt:
+            return [self.bptt] * len(self)
+        half = torch.rand(len(self), generator=self.generator) >= 0.95
+        noise = torch.randn(len(self), generator=self.generator) * 5
+        base = torch.where(half, torch.tensor(self.bptt / 2), torch.tensor(float(self.bptt)))
+        return [max(5, int(v)) for v in (base + noise).tolist()]
+
+    def __iter__(self):
+        data = self.stream()
+        i = 0
+        for seq_len in self.seq_lens():
+            seq_len = min(seq_len, self.row_len - 1 - i)
+            if seq_len <= 0:
+                break
+            yield data[:, i:i + seq_len], data[:, i + 1:i + 1 + seq_len]
+            i += seq_len
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+
+
+class SortedBucketLoader:
+    """Classifier batches of documents of similar length, padded at the start to the longest.
+
+    For training (``shuffle``) the documents are shuffled, cut into chunks of ``bs * 50``, each chunk
+    sorted by length and cut into batches, and the batches shuffled (the longest batch goes first, so
+    memory problems show at once); without shuffle the documents are simply sorted, longest first,
+    and ``order`` maps predictions back to the input order. Documents longer than ``max_len`` keep
+    their first ``max_len`` tokens. Padding goes first so the last position is every document's end.
+    """
+
+    def __init__(self, docs: list[np.ndarray], labels=None, bs: int = 32, pad_idx: int = 1, shuffle: bool = False,
+                 max_len: int = 0, seed: int = 0):
+        self.docs = [np.asarray(d[:max_len] if max_len else d, dtype=np.int64) for d in docs]
+        self.labels = None if labels is None else torch.tensor(np.asarray(labels, dtype=np.float32))
+        self.bs, self.pad_idx, self.shuffle = bs, pad_idx, shuffle
+        self.lengths = np.array([len(d) for d in self.docs])
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.docs) / self.bs)
+
+    def batches(self) -> list[np.ndarray]:
+        if not self.shuffle:
+            order = np.argsort(-self.lengths, kind="stable")
+            return [order[i:i + self.bs] for i in range(0, len(order), self.bs)]
+        perm = torch.randperm(len(self.docs), generator=self.generator).numpy()
+        chunk = self.bs * 50
+        batches = []
+        for start in range(0, len(perm), chunk):
+            part = perm[start:start + chunk]
+            part = part[np.argsort(-self.lengths[part], kind="stable")]
+            batches.extend(part[i:i + self.bs] for i in range(0, len(part), self.bs))
+        longest = int(np.argmax([self.lengths[b].max() for b in batches]))
+        rest = [b for i, b in enumerate(batches) if i != longest]
+        shuffled = torch.randperm(len(rest), generator=self.generator).tolist()
+        return [batches[longest]] + [rest[i] for i in shuffled]
+
+    @property
+    def order(self) -> np.ndarray:
+        """Document indices in the order an unshuffled pass yields them."""
+        return np.concatenate(self.batches())
+
+    def pad(self, index: np.ndarray) -> torch.Tensor:
+        width = max(1, int(self.lengths[index].max()))
+        out = np.full((len(index), width), self.pad_idx, dtype=np.int64)
+        for row, i in enumerate(index):
+            doc = self.docs[i]
+            if len(doc):
+                out[row, width - len(doc):] = doc
+        return torch.from_numpy(out)
+
+    def __iter__(self):
+        for index in self.batches():
+            yield self.pad(index), (self.labels[index] if self.labels is not None else torch.zeros(len(index)))
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])

@@ -1,0 +1,149 @@
+"""spaCy's English tokenizer with the fastai rules: HTML clean-up, case and repetition markers.
+
+Only ``spacy.blank("en")`` is used (rules, no statistical model), so nothing is downloaded. The text is
+cleaned with a few compiled regexes before spaCy splits it; the case and word-repetition markers are
+added in one pass over the tokens afterwards. Everything runs in one process: on 2 cores spaCy's own
+multi-process mode was slower.
+"""
+from __future__ import annotations
+
+import html
+import re
+import sys
+
+UNK, PAD, BOS, EOS = "xxunk", "xxpad", "xxbos", "xxeos"
+TK_MAJ, TK_UP, TK_REP, TK_WREP = "xxmaj", "xxup", "xxrep", "xxwrep"
+SPECIAL_TOKENS = (UNK, PAD, BOS, EOS, TK_MAJ, TK_UP, TK_REP, TK_WREP)
+RULES_VERSION = 1  # bump when a rule changes: cached token ids are keyed by it
+
+_BR = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
+_TAG = re.compile(r"</?[a-zA-Z][^<>]{0,40}>")  # <i>, </b>, <a href=...>: markup left in reviews
+_CHAR_REP = re.compile(r"(\S)(\1{3,})")  # a character repeated 4+ times: "!!!!!" or "soooo"
+_SPACE_AROUND = re.compile(r"([/#\n])")
+_MANY_SPACES = re.compile(r"[ \t\r\f\v]{2,}")
+
+
+def fix_html(text: str) -> str:
+    """Line breaks for <br />, entities decoded, other tags dropped, escaped quotes unescaped."""
+    text = _BR.sub("\n", text)
+    text = _TAG.sub(" ", text)
+    text = text.replace('\\"', '"').replace("\\n", "\n")
+    return html.unescape(text).replace("\xa0", " ")
+
+
+def replace_char_repetition(text: str) -> str:
+    """'sooooo' -> 's xxrep 6 o'-style markers: 'xxrep N c' for a character repeated N (>= 4) times."""
+    def sub(m):
+        c, rest = m.groups()
+        return f" {TK_REP} {len(rest) + 1} {c} "
+    return _CHAR_REP.sub(sub, text)
+
+
+def preprocess(text: str) -> str:
+    text = fix_html(text)
+    text = replace_char_repetition(text)
+    text = _SPACE_AROUND.sub(r" \1 ", text)
+    return _MANY_SPACES.sub(" ", text).strip()
+
+
+def postprocess(tokens: list[str], bos: bool = True) -> list[str]:
+    """Case markers (xxup for ALL CAPS words, xxmaj for Capitalised ones; every token lower-cased),
+    word repetitions ('xxwrep N word' for a word repeated 3+ times), whitespace tokens dropped."""
+    out = [BOS] if bos else []
+    prev, count = None, 0
+    for tok in tokens:
+        if tok.isspace():
+            if "\n" not in tok:
+                continue
+            tok = "\n"
+        low = tok.lower()
+        if low == prev:  # a run of the same word: hold it back until the run ends
+            count += 1
+            continue
+        _emit(out, prev, count)
+        prev, count = low, 1
+        if tok != low:
+            if len(tok) > 1 and tok.isupper():
+                out.append(TK_UP)
+            elif tok[0].isupper():
+                out.append(TK_MAJ)
+    _emit(out, prev, count)
+    return out
+
+
+def _emit(out: list[str], word, count: int) -> None:
+    if word is None:
+        return
+    if count >= 3:
+        # The case marker (if any) was already emitted before the first copy; keep it before the word.
+        marker = out.pop() if out and out[-1] in (TK_UP, TK_MAJ) else None
+        out.extend([TK_WREP, str(count)])
+        if marker:
+            out.append(marker)
+        out.append(word)
+    else:
+        out.extend([word] * count)
+
+
+class Tokenizer:
+    """Text to token strings with spaCy's rule-based English tokenizer and the rules above."""
+
+    def __init__(self, lang: str = "en", bos: bool = True):
+        import spacy
+
+        self.lang, self.bos = lang, bos
+        self.spacy_tokenizer = spacy.blank(lang).tokenizer
+
+    def settings(self) -> dict:
+        """Everything that changes the output; part of the cache key."""
+        import spacy
+
+        return {"lang": self.lang, "bos": self.bos, "rules": RULES_VERSION, "spacy": spacy.__version__}
+
+    def __call__(self, text: str) -> list[str]:
+        return postprocess([t.text for t in self.spacy_tokenizer(preprocess(text))], self.bos)
+
+    def tokenize(self, texts, progress: bool | None = None, desc: str = "tokenizing") -> list[list[str]]:
+        """Tokenize many texts in this process, with a progress bar."""
+        from tqdm.auto import tqdm
+
+        texts = list(texts)
+        docs = self.spacy_tokenizer.pipe((preprocess(t) for t in texts), batch_size=1000)
+        bar = tqdm(docs, total=len(texts), desc=desc, disable=None if progress is None else not progress,
+                   file=sys.stderr, mininterval=0.5, unit="doc")
+        return [postprocess([t.text for t in doc], self.bos) for doc in bar]
+
+
+_NO_SPACE_BEFORE = {".", ",", "!", "?", ":", ";", ")", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m", "%", "\n"}
+
+
+def detokenize(tokens: list[str]) -> str:
+    """Readable text from tokens: markers applied (xxmaj, xxup, xxrep, xxwrep), punctuation re-attached."""
+    words: list[str] = []
+    i, case = 0, None
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok in (BOS, EOS, PAD):
+            i += 1
+            continue
+        if tok in (TK_MAJ, TK_UP):
+            case, i = tok, i + 1
+            continue
+        if tok in (TK_REP, TK_WREP) and i + 2 < len(tokens) and tokens[i + 1].isdigit():
+            n, i = int(tokens[i + 1]), i + 2
+            if tokens[i] in (TK_MAJ, TK_UP) and i + 1 < len(tokens):  # "xxwrep 3 xxup the"
+                case, i = tokens[i], i + 1
+            unit, i = tokens[i], i + 1
+            text = unit * n if tok == TK_REP else " ".join([unit] * n)
+        else:
+            text, i = tok, i + 1
+        if case == TK_MAJ:
+            text = text[:1].upper() + text[1:]
+        elif case == TK_UP:
+            text = text.upper()
+        case = None
+        if words and (text in _NO_SPACE_BEFORE or words[-1].endswith(("(", "\n"))):
+            words[-1] += text
+        else:
+            words.append(text)
+    return " ".join(words).replace(" \n", "\n")

@@ -1,0 +1,183 @@
+"""The IMDB plugin's ULMFiT route: tokens and vocabulary, the language-model stage, the classifier."""
+from __future__ import annotations
+
+import time
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+
+from harness.competition import Prepared
+from harness.errors import HarnessError
+from harness.models.awd_lstm import CLAS_DROPS, LM_DROPS, LanguageModel, PoolingClassifier, encoder_from_config
+from harness.text.batches import LMLoader, SortedBucketLoader
+from harness.text.vocab import Vocab
+
+
+def _counts(corpus) -> dict:
+    counts = np.bincount(corpus.ids, minlength=len(corpus.itos))
+    return {tok: int(n) for tok, n in zip(corpus.itos, counts) if n}
+
+
+def _docs(corpus, vocab: Vocab) -> list[np.ndarray]:
+    lookup = vocab.lookup_from(corpus.itos)
+    ids = lookup[corpus.ids]
+    return [ids[corpus.offsets[i]:corpus.offsets[i + 1]] for i in range(len(corpus))]
+
+
+def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
+    """Tokenize (cached), build the vocabulary from all language-model text, and make the loaders."""
+    from collections import Counter
+
+    d, t = config["data"], config["text"]
+    train, valid = extra["train"], extra["valid"]
+    labelled = comp.tokenize(pd.concat([train["text"], valid["text"]]), config, desc="tokenizing labelled reviews")
+    lm_parts = [labelled]
+    if d["lm_test"] and raw.test is not None:
+        lm_parts.append(comp.tokenize(raw.test["text"], config, desc="tokenizing test reviews"))
+    if d["lm_unsup"] and raw.unsup:
+        lm_parts.append(comp.tokenize(raw.unsup, config, desc="tokenizing unlabelled reviews"))
+    counts = Counter()
+    for part in lm_parts:
+        counts.update(_counts(part))
+    vocab = Vocab.build(counts, max_vocab=t["max_vocab"], min_freq=t["min_freq"])
+    state["itos"] = vocab.itos
+
+    lm_docs = [doc for part in lm_parts for doc in _docs(part, vocab)]
+    rng = np.random.default_rng(config.get("seed", 0))
+    order = rng.permutation(len(lm_docs))
+    n_valid = int(round(len(order) * config["lm"]["valid_pct"]))
+    extra["lm_train_docs"] = [lm_docs[i] for i in order[n_valid:]]
+    extra["lm_valid_docs"] = [lm_docs[i] for i in order[:n_valid]]
+
+    docs = _docs(labelled, vocab)
+    n_train = len(train)
+    bs, seed = config["train"]["batch_size"], int(config.get("seed", 0))
+    train_dl = SortedBucketLoader(docs[:n_train], train["label"].to_numpy(), bs, vocab.pad, shuffle=True,
+                                  max_len=t["max_len"], seed=seed)
+    valid_dl = SortedBucketLoader(docs[n_train:], valid["label"].to_numpy(), bs, vocab.pad, shuffle=False,
+                                  max_len=t["max_len"])
+    n_tokens = sum(len(doc) for doc in lm_docs)
+    click.echo(f"vocabulary: {len(vocab)} tokens; language-model text: {len(lm_docs)} reviews, {n_tokens:,} tokens",
+               err=True)
+    return Prepared(train_dl, valid_dl, state, extra)
+
+
+def _dims(config: dict) -> dict:
+    m = config["model"]
+    return {"emb_sz": m["emb_sz"], "n_hid": m["n_hid"], "n_layers": m["n_layers"]}
+
+
+def build_classifier(state: dict, config: dict) -> PoolingClassifier:
+    m = config["model"]
+    pad = state["itos"].index("xxpad")
+    encoder = encoder_from_config(len(state["itos"]), m["size"], m["drop_mult"], CLAS_DROPS, pad, **_dims(config))
+    return PoolingClassifier(encoder, bptt=config["lm"]["bptt"], pad_idx=pad, n_hidden=m["head_hidden"],
+                             drops=(0.4 * m["drop_mult"], 0.1 * m["drop_mult"]))
+
+
+def build_lm(itos: list[str], config: dict, dims: dict | None = None) -> LanguageModel:
+    m = config["model"]
+    pad = itos.index("xxpad")
+    encoder = encoder_from_config(len(itos), m["size"], m["drop_mult"], LM_DROPS, pad, **(dims or _dims(config)))
+    return LanguageModel(encoder, output_p=LM_DROPS["output_p"] * m["drop_mult"])
+
+
+def _lm_loaders(extra: dict, config: dict):
+    lm = config["lm"]
+    seed = int(config.get("seed", 0))
+    train_dl = LMLoader(extra["lm_train_docs"], lm["bs"], lm["bptt"], shuffle=True, seed=seed, max_tokens=lm["max_tokens"])
+    valid_dl = None
+    valid_docs = extra["lm_valid_docs"]
+    if valid_docs:
+        n_valid = sum(len(doc) for doc in valid_docs)
+        bs = max(1, min(lm["bs"], n_valid // (lm["bptt"] * 2)))  # a small hold-out gets fewer streams
+        try:
+            valid_dl = LMLoader(valid_docs, bs, lm["bptt"], shuffle=False)
+        except ValueError:
+            valid_dl = None
+    return train_dl, valid_dl
+
+
+def train_language_model(comp, learn, config: dict) -> LanguageModel:
+    """The language-model stage: start from lm.pretrained (if set), fit, save the run's lm.pt."""
+    from harness.plots import plot_losses
+    from harness.text.ulmfit import load_lm_file, load_pretrained_into, make_lm_learner, save_lm
+    from harness.train.callbacks import Recorder
+    from harness.workspace import write_csv, write_json
+
+    run, prepared = learn.run, learn.prepared
+    itos = prepared.state["itos"]
+    lm_cfg = config["lm"]
+    lm_path = run.path("lm.pt")
+    model = build_lm(itos, config)
+    if learn.resume_state is not None and lm_path.exists():
+        click.echo(f"resuming: language model from {lm_path}", err=True)
+        load_pretrained_into(model, load_lm_file(lm_path), itos)
+        return model
+    if lm_cfg["pretrained"]:
+        known = load_pretrained_into(model, load_lm_file(lm_cfg["pretrained"]), itos)
+        click.echo(f"pretrained language model {lm_cfg['pretrained']}: knows {known} of our {len(itos)} tokens", err=True)
+    if lm_cfg["epochs"] > 0:
+        train_dl, valid_dl = _lm_loaders(prepared.extra, config)
+        lm_learn = make_lm_learner(model, train_dl, valid_dl, lm_cfg, device=learn.device)
+        click.echo(f"language model: {lm_cfg['epochs']} epoch(s) of {len(train_dl)} batches "
+                   f"({train_dl.n_tokens:,} tokens each)", err=True)
+        started = time.perf_counter()
+        lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"])
+        seconds = time.perf_counter() - started
+        recorder = lm_learn.get_callback(Recorder)
+        if recorder.history:
+            write_csv(run.path("lm_history.csv"), pd.DataFrame(recorder.history))
+            plot_losses(recorder.history, recorder.batch_losses, run.path("lm_loss.png"), title=f"imdb LM {run.id}")
+        write_json(run.path("lm_summary.json"), {
+            "valid_loss": lm_learn.valid_loss, "perplexity": lm_learn.metrics.get("perplexity"),
+            "epochs": lm_cfg["epochs"], "seconds": round(seconds, 2),
+            "tokens_per_second": round(lm_cfg["epochs"] * train_dl.n_tokens / seconds, 1)})
+    save_lm(lm_path, model, itos)
+    return model
+
+
+def train_ulmfit(comp, learn, config: dict) -> None:
+    from harness.text.ulmfit import gradual_unfreezing
+
+    lm = train_language_model(comp, learn, config)
+    learn.model.encoder.load_state_dict(lm.encoder.state_dict())  # same names; only the dropouts differ
+    t = config["train"]
+    click.echo("classifier: gradual unfreezing", err=True)
+    gradual_unfreezing(learn, t["stages"], t["lr"], t["epochs"], t["lr_div"], t["schedule"], t["pct_start"])
+
+
+def classifier_logits(comp, learn, state: dict, texts, config: dict) -> np.ndarray:
+    vocab = Vocab(state["itos"])
+    docs = _docs(comp.tokenize(texts, config, desc="tokenizing test reviews"), vocab)
+    loader = SortedBucketLoader(docs, None, config["train"]["batch_size"], vocab.pad, shuffle=False,
+                                max_len=config["text"]["max_len"])
+    preds = learn.predict(loader).numpy()
+    out = np.empty(len(docs), dtype=np.float32)
+    out[loader.order] = preds
+    return out
+
+
+def generate_text(run, prompt: str, words: int, temperature: float, top_k: int, seed: int, device=None) -> str:
+    from harness.device import pick_device
+    from harness.text.tokenizer import Tokenizer, detokenize
+    from harness.text.ulmfit import generate, load_lm_file, load_pretrained_into
+
+    config, state = run.config(), run.state()
+    if state.get("kind") != "awd-lstm":
+        raise HarnessError(f"run {run.id} trained model.kind = {state.get('kind')!r}, which has no language model; "
+                           "train one with model.kind = \"awd-lstm\"")
+    lm_path = run.path("lm.pt")
+    if not lm_path.exists():
+        raise HarnessError(f"{lm_path} is missing; the run stopped before its language model was saved")
+    blob = load_lm_file(lm_path)
+    model = build_lm(blob["itos"], config, blob["dims"])
+    load_pretrained_into(model, blob, blob["itos"])
+    model.to(pick_device(device))
+    if words < 1:
+        raise HarnessError("--words must be at least 1")
+    tokens = Tokenizer()(prompt)
+    sampled = generate(model, blob["itos"], tokens, words, temperature, top_k, seed)
+    return detokenize(tokens + sampled)

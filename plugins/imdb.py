@@ -1,0 +1,213 @@
+"""IMDB sentiment: spaCy tokenization, an AWD-LSTM language model, ULMFiT fine-tuning; NB-SVM baseline.
+
+``model.kind = "awd-lstm"`` (default): the reviews are tokenized (cached), a language model is trained
+(or fine-tuned from ``lm.pretrained``) on all review text and saved as the run's ``lm.pt``, then its
+encoder is fine-tuned as a sentiment classifier with gradual unfreezing. ``model.kind = "nbsvm"``:
+the NB-SVM baseline on hashed word uni+bigrams, fitted in seconds. Reads the aclImdb folders, Kaggle's
+"Bag of Words Meets Bags of Popcorn" TSVs, or train-*/test-*.csv.gz parts (see ``_imdb_data``).
+Submission: ``id,sentiment`` with the probability that the review is positive (Kaggle scores ROC AUC).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from competitions import config_path
+from harness.competition import Competition, Predictions, Prepared
+from harness.errors import HarnessError
+from harness.hookspecs import hookimpl
+from harness.metrics import accuracy, roc_auc
+from plugins import _imdb_data
+
+KINDS = ("awd-lstm", "nbsvm")
+
+
+def _probability(logits) -> np.ndarray:
+    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+
+
+class Imdb(Competition):
+    name = "imdb"
+    kaggle_slug = "word2vec-nlp-tutorial"
+    description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
+    config_path = config_path("imdb")
+
+    # ------------------------------------------------------------------ data
+    def check_raw(self, data_dir):
+        _imdb_data.find_layout(Path(data_dir))
+
+    def load(self, data_dir, config) -> _imdb_data.ImdbData:
+        return _imdb_data.load(Path(data_dir))
+
+    def write_sample(self, data_dir, seed=0, layout="aclImdb", **sizes):
+        from plugins import _imdb_sample
+
+        writer = {"aclImdb": _imdb_sample.write_aclimdb, "kaggle": _imdb_sample.write_kaggle}[layout]
+        writer(Path(data_dir), seed, **sizes)
+
+    def split_rows(self, raw, config) -> tuple[np.ndarray, np.ndarray]:
+        """Row positions of the training and validation reviews (a seeded random split)."""
+        d = config["data"]
+        rng = np.random.default_rng(config.get("seed", 0))
+        order = rng.permutation(len(raw.train))
+        if d["max_train"]:
+            order = order[: d["max_train"]]
+        n_valid = max(1, int(round(len(order) * d["valid_pct"])))
+        if n_valid >= len(order):
+            raise HarnessError(f"data.valid_pct = {d['valid_pct']} leaves no training reviews out of {len(order)}")
+        return order[n_valid:], order[:n_valid]
+
+    # ------------------------------------------------------------------ preprocessing
+    def _kind(self, config) -> str:
+        kind = config["model"]["kind"]
+        if kind not in KINDS:
+            raise HarnessError(f"model.kind = {kind!r}: use \"awd-lstm\" or \"nbsvm\"")
+        return kind
+
+    def _featurize(self, texts, config):
+        from harness.models.nbsvm import make_featurizer
+
+        nb = config["nbsvm"]
+        return make_featurizer(nb["n_features"], nb["ngram_max"]).transform(texts)
+
+    def prepare(self, raw, config) -> Prepared:
+        from harness.models.nbsvm import BagLoader
+
+        train_rows, valid_rows = self.split_rows(raw, config)
+        train, valid = raw.train.iloc[train_rows].reset_index(drop=True), raw.train.iloc[valid_rows].reset_index(drop=True)
+        state = {"kind": self._kind(config), "layout": raw.layout}
+        extra = {"train": train, "valid": valid}
+        if state["kind"] == "nbsvm" or config["model"]["blend_nbsvm"]:
+            extra["x_train"], extra["x_valid"] = self._featurize(train["text"], config), self._featurize(valid["text"], config)
+        if state["kind"] == "nbsvm":
+            return Prepared(BagLoader(extra["x_train"], train["label"].to_numpy()),
+                            BagLoader(extra["x_valid"], valid["label"].to_numpy()), state, extra)
+        from plugins._imdb_ulmfit import prepare_text
+
+        return prepare_text(self, raw, state, extra, config)
+
+    def tokenize(self, texts, config, desc="tokenizing"):
+        from harness.text.cache import tokenize_cached
+        from harness.text.tokenizer import Tokenizer
+
+        cache = config["text"]["cache_dir"]
+        return tokenize_cached(list(texts), Tokenizer(), False if cache == "none" else (cache or None), desc=desc)
+
+    # ------------------------------------------------------------------ model
+    def build_model(self, state, config) -> nn.Module:
+        from harness.models.nbsvm import NBSVM
+
+        if state["kind"] == "nbsvm":
+            return NBSVM(config["nbsvm"]["n_features"])
+        from plugins._imdb_ulmfit import build_classifier
+
+        model = build_classifier(state, config)
+        if config["model"]["blend_nbsvm"]:
+            model.add_module("nbsvm", NBSVM(config["nbsvm"]["n_features"]))  # its weights travel in model.pt
+        return model
+
+    def layer_groups(self, model):
+        return model.layer_groups() if hasattr(model, "layer_groups") else [list(model.parameters())]
+
+    def loss_fn(self, config):
+        return nn.BCEWithLogitsLoss()
+
+    def metrics(self, config):
+        return [accuracy, roc_auc]
+
+    # ------------------------------------------------------------------ training
+    def train(self, learn, config):
+        prepared = learn.prepared
+        if prepared.state["kind"] == "nbsvm":
+            self._fit_nbsvm(learn.model, prepared.extra, config)
+            learn.validate()
+            return
+        from plugins._imdb_ulmfit import train_ulmfit
+
+        train_ulmfit(self, learn, config)
+        if config["model"]["blend_nbsvm"]:
+            self._fit_nbsvm(learn.model.nbsvm, prepared.extra, config)
+            learn.validate()
+            self._blend_valid(learn, prepared)
+
+    def _fit_nbsvm(self, module, extra, config):
+        from harness.models.nbsvm import fit_nbsvm
+
+        click.echo("fitting NB-SVM on word uni+bigrams ...", err=True)
+        weight, bias = fit_nbsvm(extra["x_train"], extra["train"]["label"].to_numpy(), C=config["nbsvm"]["C"])
+        module.set_weights(weight, bias)
+
+    def _blend_valid(self, learn, prepared):
+        """Validation scores of the averaged probabilities (the valid loader yields sorted order)."""
+        order = prepared.valid_dl.order
+        nb_logits = self._nbsvm_logits(learn.model.nbsvm, prepared.extra["x_valid"][order])
+        blended = _blend(learn.valid_preds.numpy(), nb_logits)
+        learn.valid_preds = torch.from_numpy(blended)
+        learn.metrics = {m.name: m(learn.valid_preds, learn.valid_targets) for m in learn.metric_list}
+        click.echo(f"blended with NB-SVM: {learn.metrics}", err=True)
+
+    @staticmethod
+    def _nbsvm_logits(module, x) -> np.ndarray:
+        from harness.models.nbsvm import BagLoader
+
+        with torch.no_grad():
+            module.eval()
+            return torch.cat([module(*xb) for xb, _ in BagLoader(x)]).numpy()
+
+    # ------------------------------------------------------------------ submission
+    def predict(self, learn, state, raw, config):
+        if raw.test is None:
+            return None
+        test = raw.test
+        if state["kind"] == "nbsvm":
+            logits = self._nbsvm_logits(learn.model, self._featurize(test["text"], config))
+        else:
+            from plugins._imdb_ulmfit import classifier_logits
+
+            logits = classifier_logits(self, learn, state, test["text"], config)
+            if config["model"]["blend_nbsvm"]:
+                logits = _blend(logits, self._nbsvm_logits(learn.model.nbsvm, self._featurize(test["text"], config)))
+        probs = _probability(logits)
+        known = test["label"].to_numpy() >= 0
+        if known.any():
+            acc = float(((probs[known] > 0.5) == test["label"].to_numpy()[known]).mean())
+            click.echo(f"test accuracy on {int(known.sum())} labelled test reviews: {acc:.4f}")
+            run = getattr(learn, "run", None)
+            if run is not None:
+                from harness.workspace import write_json
+
+                write_json(run.path("test_metrics.json"), {"test_accuracy": acc, "n_test": int(known.sum())})
+        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), probs)
+
+    def check_submission(self, submission, raw):
+        if list(submission.columns) != ["id", "sentiment"]:
+            raise HarnessError(f"submission columns {list(submission.columns)} should be id,sentiment")
+        if raw.test is not None and len(submission) != len(raw.test):
+            raise HarnessError(f"submission has {len(submission)} rows; the test set has {len(raw.test)}")
+        values = submission["sentiment"].to_numpy(dtype=float)
+        if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
+            raise HarnessError("submission sentiment values must be probabilities in [0, 1]")
+
+    # ------------------------------------------------------------------ text generation
+    def generate(self, run, prompt: str, words: int = 50, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
+                 device=None) -> str:
+        from plugins._imdb_ulmfit import generate_text
+
+        return generate_text(run, prompt, words, temperature, top_k, seed, device)
+
+
+def _blend(net_logits: np.ndarray, nb_logits: np.ndarray) -> np.ndarray:
+    """The logit of the averaged probabilities, so metrics and thresholds work as before."""
+    p = (_probability(net_logits) + _probability(nb_logits)) / 2
+    p = np.clip(p, 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p)).astype(np.float32)
+
+
+@hookimpl
+def register_competitions(register):
+    register(Imdb())
