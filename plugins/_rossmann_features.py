@@ -19,6 +19,7 @@ STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance", "Com
                  "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
 WEATHER_COLUMNS = ("Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC", "Max_Humidity", "Mean_Humidity",
                    "Min_Humidity", "Max_Wind_SpeedKm_h", "Mean_Wind_SpeedKm_h", "CloudCover", "Events")
+EVENTS = ("Promo", "StateHoliday", "SchoolHoliday", "Closed")  # what data.events may name
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec")
 
 
@@ -29,6 +30,7 @@ class RossmannData:
     store: pd.DataFrame
     sample: pd.DataFrame | None
     weather: pd.DataFrame | None  # State, Date and the weather columns, None without store_states/weather
+    trends: pd.DataFrame | None  # State, WeekStart, trend, trend_DE; None without googletrend.csv
     data_dir: Path
     cache: dict = field(default_factory=dict)
 
@@ -119,6 +121,29 @@ def read_weather(data_dir: Path, states: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def read_trends(path: Path, states: pd.DataFrame) -> pd.DataFrame:
+    """fastai's googletrend.csv (file ``Rossmann_DE_<STATE>`` or ``Rossmann_DE``, week
+    ``2012-12-02 - 2012-12-08``, trend): one row per store state and week, with Germany's trend."""
+    frame = read_table(path, required=("file", "week", "trend"), numeric=("trend",))
+    frame["WeekStart"] = parse_dates(frame.assign(week=frame["week"].astype(str).str.split(" - ").str[0]), "week", path)
+    frame["code"] = frame["file"].astype(str).str.split("_").str[2]
+    germany = frame[frame["code"].isna()][["WeekStart", "trend"]].rename(columns={"trend": "trend_DE"})
+    if germany.empty:
+        raise HarnessError(f"{path}: no Rossmann_DE rows (Germany's trend); add them")
+    per_state = []
+    for state in sorted(states["State"].unique()):
+        # A combined code such as HB,NI uses the first of its states with trend rows, as for weather.
+        code = next((c for c in [state, *state.split(",")] if (frame["code"] == c).any()), None)
+        if code is None:
+            raise HarnessError(f"{path}: no rows for state {state!r} (file Rossmann_DE_{state.split(',')[0]}); add them")
+        rows = frame[frame["code"] == code][["WeekStart", "trend"]]
+        per_state.append(rows.assign(State=state))
+    trends = pd.concat(per_state, ignore_index=True)
+    _no_duplicate_keys(trends, ("State", "WeekStart"), path)
+    _no_duplicate_keys(germany, ("WeekStart",), path)
+    return join_checked(trends, germany, "WeekStart", f"{path.name} (Rossmann_DE rows)", "state weeks")
+
+
 def load(data_dir: Path) -> RossmannData:
     data_dir = Path(data_dir)
     train = read_train(train_path(data_dir))
@@ -137,7 +162,7 @@ def load(data_dir: Path) -> RossmannData:
         if unknown.any():
             raise HarnessError(f"{data_dir / name}: {int(unknown.sum())} row(s) of store(s) absent from store.csv, "
                                f"first store {int(frame.loc[unknown, 'Store'].iloc[0])}; add them to store.csv")
-    weather = None
+    weather = trends = None
     states_path = data_dir / "store_states.csv"
     if states_path.exists():
         states = read_table(states_path, required=("Store", "State"), integer=("Store",))
@@ -145,7 +170,9 @@ def load(data_dir: Path) -> RossmannData:
         store = join_checked(store, states[["Store", "State"]], "Store", states_path.name, "stores of store.csv")
         if (data_dir / "weather").is_dir():
             weather = read_weather(data_dir, states)
-    return RossmannData(train, test, store, sample, weather, data_dir)
+        if (data_dir / "googletrend.csv").exists():
+            trends = read_trends(data_dir / "googletrend.csv", states)
+    return RossmannData(train, test, store, sample, weather, trends, data_dir)
 
 
 # ---------------------------------------------------------------------- features
@@ -170,6 +197,12 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     df = join_checked(df, store_features(data.store), "Store", "store.csv", "rows")
     if data.weather is not None:
         df = join_checked(df, data.weather, ["State", "Date"], "weather/<STATE>.csv", "rows")
+    if data.trends is not None:
+        # Google's weeks run Sunday to Saturday: key each day by the Sunday that starts its week.
+        week_start = df["Date"] - pd.to_timedelta((df["Date"].dt.dayofweek + 1) % 7, unit="D")
+        keyed = df[["State"]].assign(WeekStart=week_start)
+        df[["trend", "trend_DE"]] = join_checked(keyed, data.trends, ["State", "WeekStart"], "googletrend.csv",
+                                                 "rows")[["trend", "trend_DE"]].to_numpy()
     days = (df["Date"] - df["CompetitionOpenSince"]).dt.days
     days = days.where(df["CompetitionOpenSinceYear"].fillna(0) >= 1990, 0).clip(lower=0)
     df["CompetitionDaysOpen"] = days
@@ -184,6 +217,9 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     df["StateHolidayFlag"] = df["StateHoliday"] != "0"
     df["Closed"] = df["Open"] == 0
     flags = {"StateHoliday": "StateHolidayFlag"}
+    unknown = [e for e in events if e not in EVENTS]
+    if unknown:
+        raise HarnessError(f"data.events: unknown event(s) {', '.join(unknown)}; choose from {', '.join(EVENTS)}")
     source = df[[flags.get(e, e) for e in events]].copy()
     source.columns = list(events)
     source[["Store", "Date"]] = df[["Store", "Date"]]

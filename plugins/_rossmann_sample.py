@@ -62,6 +62,16 @@ def _weather(dates: pd.DatetimeIndex, rng) -> pd.DataFrame:
     return frame[WEATHER_HEADER]
 
 
+def _trends(dates: pd.DatetimeIndex, rng) -> pd.DataFrame:
+    """fastai's googletrend.csv: weekly (Sunday to Saturday) search interest per state and for Germany."""
+    first = dates[0] - pd.Timedelta(days=(dates[0].dayofweek + 1) % 7)
+    weeks = pd.date_range(first, dates[-1], freq="7D")
+    labels = [f"{w:%Y-%m-%d} - {w + pd.Timedelta(days=6):%Y-%m-%d}" for w in weeks]
+    files = ["Rossmann_DE"] + [f"Rossmann_DE_{s.split(',')[-1]}" for s in STATES]
+    return pd.DataFrame({"file": np.repeat(files, len(weeks)), "week": labels * len(files),
+                         "trend": rng.integers(40, 100, len(files) * len(weeks))})
+
+
 def write_sample(data_dir: Path, seed: int = 0, n_stores: int = 8, start: str = "2014-07-01",
                  train_end: str = "2015-07-31", test_days: int = 48) -> None:
     rng = np.random.default_rng(seed)
@@ -123,4 +133,5 @@ def write_sample(data_dir: Path, seed: int = 0, n_stores: int = 8, start: str = 
     test.to_csv(data_dir / "test.csv", index=False)
     pd.DataFrame({"Id": test["Id"], "Sales": 0}).to_csv(data_dir / "sample_submission.csv", index=False)
     stores.to_csv(data_dir / "store.csv", index=False)
+    _trends(dates, rng).to_csv(data_dir / "googletrend.csv", index=False)
     states.to_csv(data_dir / "store_states.csv", index=False)

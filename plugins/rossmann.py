@@ -28,8 +28,9 @@ from harness.models.tabular import TabularModel
 from harness.submission import validate_submission
 from plugins import _rossmann_features as features
 
-# Columns that exist only when store_states.csv and weather/ are present.
+# Columns that exist only when store_states.csv and weather/ (or googletrend.csv) are present.
 OPTIONAL_COLUMNS = {"State", *features.WEATHER_COLUMNS}
+TREND_COLUMNS = {"trend", "trend_DE"}
 
 
 class Rossmann(Competition):
@@ -54,10 +55,13 @@ class Rossmann(Competition):
         absent = OPTIONAL_COLUMNS if raw.weather is None else set()
         if "State" not in raw.store.columns:
             absent = absent | {"State"}
+        if raw.trends is None:
+            absent = absent | TREND_COLUMNS
         dropped = [c for c in [*d["cat_cols"], *d["cont_cols"]] if c in absent]
         if dropped and "warned_optional" not in raw.cache:
             raw.cache["warned_optional"] = True
-            click.echo(f"note: {raw.data_dir} has no store_states.csv/weather/; not using {', '.join(dropped)}", err=True)
+            click.echo(f"note: {raw.data_dir} lacks store_states.csv, weather/ or googletrend.csv; "
+                       f"not using {', '.join(dropped)}", err=True)
         return [c for c in d["cat_cols"] if c not in absent], [c for c in d["cont_cols"] if c not in absent]
 
     def features(self, raw: features.RossmannData, config) -> pd.DataFrame:

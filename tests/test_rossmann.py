@@ -72,14 +72,34 @@ def test_features_split_and_training_rows(data):
     assert all(names[m - 1] in store.loc[s, "PromoInterval"].split(",") for s, m in zip(active["Store"], active["Month"]))
 
 
+def test_google_trends_follow_sunday_to_saturday_weeks(data):
+    comp = Rossmann()
+    config = comp.default_config()
+    raw = comp.load(data, config)
+    frame = comp.features(raw, config)
+    trends = pd.read_csv(data / "googletrend.csv")
+    trends["start"] = pd.to_datetime(trends["week"].str[:10])
+    nw = trends[trends["file"] == "Rossmann_DE_NW"].set_index("start")["trend"]
+    de = trends[trends["file"] == "Rossmann_DE"].set_index("start")["trend"]
+    rows = frame[frame["State"] == "NW"].set_index("Date")
+    saturday, sunday = pd.Timestamp("2015-03-07"), pd.Timestamp("2015-03-08")
+    assert rows.loc[saturday, "trend"].iloc[0] == nw[pd.Timestamp("2015-03-01")]
+    assert rows.loc[sunday, "trend"].iloc[0] == nw[sunday]
+    assert rows.loc[sunday, "trend_DE"].iloc[0] == de[sunday]
+    # HB,NI stores take Lower Saxony's trend, as in fastai's data.
+    ni = trends[trends["file"] == "Rossmann_DE_NI"].set_index("start")["trend"]
+    assert frame[(frame["State"] == "HB,NI") & (frame["Date"] == sunday)]["trend"].iloc[0] == ni[sunday]
+
+
 def test_missing_weather_files_only_drop_the_weather_columns(data):
+    (data / "googletrend.csv").unlink()
     shutil.rmtree(data / "weather")
     (data / "store_states.csv").unlink()
     comp = Rossmann()
     config = comp.default_config()
     raw = comp.load(data, config)
     cats, conts = comp.columns(raw, config)
-    assert "State" not in cats and "Events" not in cats and "Max_TemperatureC" not in conts
+    assert "State" not in cats and "Events" not in cats and "Max_TemperatureC" not in conts and "trend" not in conts
     assert "Store" in cats and "AfterPromo" in conts
 
 
@@ -147,6 +167,7 @@ BAD_INPUTS = {
     "non-numeric store value": ("store.csv", _set_first("CompetitionDistance", "far"), r"store.csv: column CompetitionDistance .*'far'"),
     "non-numeric weather": ("weather/NW.csv", _set_first("Mean_TemperatureC", "warm"), r"NW.csv: column Mean_TemperatureC .*'warm'"),
     "empty file": ("store.csv", None, r"store.csv is empty"),
+    "trend week missing": ("googletrend.csv", lambda f: f.drop(index=10, inplace=True), r"no match in googletrend.csv"),
     "weather day missing": ("weather/BY.csv", lambda f: f.drop(index=10, inplace=True), r"rows have no match in weather/<STATE>.csv"),
 }
 
@@ -191,3 +212,11 @@ def test_config_overrides_shape_the_model(data):
     assert [m.out_features for m in model.layers if hasattr(m, "out_features")] == [500, 250]
     lo, hi = model.y_range
     assert lo == 0 and hi == pytest.approx(np.log(1.2 * raw.train["Sales"].max()))
+
+
+def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspace, cli_run):
+    result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.events=["Promo", "Sunny"]', expect=2)
+    assert "data.events: unknown event(s) Sunny" in result.output
+    result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.cont_cols=["Promo", "Sunshine"]', expect=2)
+    assert "missing column(s) Sunshine" in result.output
+    assert not (workspace / "runs").exists()
