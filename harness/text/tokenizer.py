@@ -25,10 +25,13 @@ _MANY_SPACES = re.compile(r"[ \t\r\f\v]{2,}")
 
 def fix_html(text: str) -> str:
     """Line breaks for <br />, entities decoded, other tags dropped, escaped quotes unescaped."""
-    text = _BR.sub("\n", text)
-    text = _TAG.sub(" ", text)
-    text = text.replace('\\"', '"').replace("\\n", "\n")
-    return html.unescape(text).replace("\xa0", " ")
+    if "<" in text:  # most reviews have no markup at all: skip the regexes then
+        text = _TAG.sub(" ", _BR.sub("\n", text))
+    if "\\" in text:
+        text = text.replace('\\"', '"').replace("\\n", "\n")
+    if "&" in text:
+        text = html.unescape(text)
+    return text.replace("\xa0", " ")
 
 
 def replace_char_repetition(text: str) -> str:
@@ -50,31 +53,37 @@ def postprocess(tokens: list[str], bos: bool = True) -> list[str]:
     """Case markers (xxup for ALL CAPS words, xxmaj for Capitalised ones; every token lower-cased),
     word repetitions ('xxwrep N word' for a word repeated 3+ times), whitespace tokens dropped."""
     out = [BOS] if bos else []
+    append = out.append
     prev, count = None, 0
     for tok in tokens:
-        if tok.isspace():
-            if "\n" not in tok:
-                continue
-            tok = "\n"
         low = tok.lower()
         if low == prev:  # a run of the same word: hold it back until the run ends
             count += 1
             continue
-        _emit(out, prev, count)
+        if low.isspace():
+            if "\n" not in low:
+                continue
+            low = "\n"
+            if low == prev:
+                count += 1
+                continue
+        if count:
+            _emit(out, prev, count)
         prev, count = low, 1
         if tok != low:
             if len(tok) > 1 and tok.isupper():
-                out.append(TK_UP)
+                append(TK_UP)
             elif tok[0].isupper():
-                out.append(TK_MAJ)
-    _emit(out, prev, count)
+                append(TK_MAJ)
+    if count:
+        _emit(out, prev, count)
     return out
 
 
 def _emit(out: list[str], word, count: int) -> None:
-    if word is None:
-        return
-    if count >= 3:
+    if count == 1:
+        out.append(word)
+    elif count >= 3:
         # The case marker (if any) was already emitted before the first copy; keep it before the word.
         marker = out.pop() if out and out[-1] in (TK_UP, TK_MAJ) else None
         out.extend([TK_WREP, str(count)])

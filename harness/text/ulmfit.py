@@ -26,7 +26,7 @@ def make_lm_learner(model: LanguageModel, train_dl, valid_dl, lm_config: dict, d
                     progress=None) -> Learner:
     from harness.models.awd_lstm import ARTARCallback, ResetState, lm_loss
 
-    cbs = [Recorder(echo=True), ProgressBar(disable=progress), ResetState(),
+    cbs = [Recorder(echo=True), ProgressBar(disable=None if progress is None else not progress), ResetState(),
            ARTARCallback(lm_config.get("alpha", 2.0), lm_config.get("beta", 1.0)), *callbacks]
     return Learner(model, train_dl, valid_dl, lm_loss, [perplexity], layer_groups=model.layer_groups(),
                    wd=lm_config.get("wd", 0.01), betas=tuple(lm_config.get("betas", (0.7, 0.99))),
