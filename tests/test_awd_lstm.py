@@ -160,3 +160,32 @@ def test_sampling_temperature_and_top_k():
     assert sample_next(logits, temperature=0) == 2
     assert {sample_next(logits, 1.0, top_k=2, generator=g) for _ in range(200)} <= {2, 3}
     assert sample_next(logits, temperature=0, banned=[2]) == 3
+
+
+def test_fastai_awd_lstm_weights_convert(tmp_path):
+    """fast.ai v1's key names (0.encoder.weight, 0.rnns.i.weight_hh_l0_raw, 0.rnns.i.module.*, 1.decoder.*)."""
+    import pickle
+
+    torch.manual_seed(0)
+    itos = ["xxunk", "xxpad", "xxbos"] + [f"w{i}" for i in range(27)]
+    source = LanguageModel(tiny_encoder())
+    fastai = {"0.encoder.weight": source.encoder.embedding.weight.detach().clone(),
+              "0.encoder_dp.emb.weight": source.encoder.embedding.weight.detach().clone(),
+              "1.decoder.weight": source.decoder.weight.detach().clone(),
+              "1.decoder.bias": source.decoder.bias.detach().clone() + 1.0}
+    for i, rnn in enumerate(source.encoder.rnns):
+        for name, p in rnn.lstm.named_parameters():
+            fastai[f"0.rnns.{i}.module.{name}"] = p.detach().clone()
+        fastai[f"0.rnns.{i}.weight_hh_l0_raw"] = rnn.lstm.weight_hh_l0.detach().clone()
+    torch.save(fastai, tmp_path / "lstm_wt103.pth")
+    with open(tmp_path / "itos_wt103.pkl", "wb") as f:
+        pickle.dump(itos, f)
+    blob = load_lm_file(tmp_path / "lstm_wt103.pth")
+    assert blob["dims"] == {"emb_sz": 8, "n_hid": 12, "n_layers": 2}
+    target = LanguageModel(tiny_encoder())
+    assert load_pretrained_into(target, blob, itos) == len(itos)
+    for (name, a), (_, b) in zip(source.state_dict().items(), target.state_dict().items()):
+        if name == "decoder.bias":
+            assert torch.allclose(b, a + 1.0)
+        else:
+            assert torch.equal(a, b), name
