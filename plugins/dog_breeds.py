@@ -45,6 +45,16 @@ class DogBreedsData:
     data_dir: Path
 
 
+def require_vision() -> None:
+    """torchvision and Pillow are the optional `vision` extra: say so instead of a traceback."""
+    try:
+        import PIL  # noqa: F401
+        import torchvision  # noqa: F401
+    except ImportError as exc:
+        raise HarnessError(f"dog-breeds needs torchvision and Pillow ({exc}); install them with "
+                           "pip install 'harness[vision]'") from None
+
+
 def stratified_split(labels: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and validation indices with each class split in the same proportion."""
     rng = np.random.default_rng(seed)
@@ -72,6 +82,7 @@ class DogBreeds(Competition):
                                    "test/ and sample_submission.csv (or `harness data dog-breeds --sample`)")
 
     def load(self, data_dir, config) -> DogBreedsData:
+        require_vision()
         from harness.data.images import scan_images
 
         data_dir = Path(data_dir)
@@ -137,6 +148,7 @@ class DogBreeds(Competition):
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:
+        require_vision()
         from harness.models.vision import VisionModel
 
         m = config["model"]
@@ -239,6 +251,7 @@ class DogBreeds(Competition):
 
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0, n_breeds=4, n_per_breed=40, n_test=40, size=64):
+        require_vision()
         from plugins._dog_breeds_sample import write_sample
 
         write_sample(Path(data_dir), seed, n_breeds, n_per_breed, n_test, size)

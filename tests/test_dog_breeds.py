@@ -170,3 +170,11 @@ def test_submission_checks(sample_dir):
         comp.check_submission(good.iloc[1:], raw)
     with pytest.raises(HarnessError, match="must lie in"):
         comp.check_submission(good.assign(beagle=-0.5, boxer=good["boxer"] + 0.75), raw)
+
+
+def test_without_torchvision_says_which_extra_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if the `vision` extra were not installed
+    with pytest.raises(HarnessError, match=r"pip install 'harness\[vision\]'"):
+        DogBreeds().write_sample(tmp_path)
