@@ -84,6 +84,10 @@ class Competition:
     def metrics(self, config: dict) -> list[Metric]:
         raise NotImplementedError
 
+    def callbacks(self, config: dict) -> list:
+        """Extra trainer callbacks this competition's training needs (regularisers, state resets)."""
+        return []
+
     def train(self, learn, config: dict) -> None:
         """The training recipe. The default is one fit with the [train] section's schedule."""
         t = config["train"]

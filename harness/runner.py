@@ -33,7 +33,7 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
                  progress=None) -> Learner:
     t = config["train"]
     model = competition.build_model(prepared.state, config)
-    cbs = [Recorder(echo=echo), ProgressBar(disable=progress), *callbacks]
+    cbs = [Recorder(echo=echo), ProgressBar(disable=progress), *competition.callbacks(config), *callbacks]
     if t.get("early_stopping_patience", 0):
         cbs.append(EarlyStopping(t["early_stopping_patience"]))
     return Learner(

@@ -23,6 +23,7 @@ from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import rmse
 from harness.models.collab import CollabNN, DotProductBias
+from harness.train.callbacks import Penalty
 
 PREDEFINED_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 ML100K_COLUMNS = ["user", "item", "rating", "timestamp"]
@@ -143,6 +144,10 @@ class MovieLens(Competition):
 
     def metrics(self, config):
         return [rmse]
+
+    def callbacks(self, config):
+        l2 = config["model"]["l2"]
+        return [Penalty(l2)] if l2 else []
 
     # ------------------------------------------------------------------ submission
     def predict(self, learn, state, raw: MovieLensData, config):

@@ -40,6 +40,10 @@ class DotProductBias(nn.Module):
         self.item_bias = _embedding(n_items, 1)
         self.global_bias = nn.Parameter(torch.tensor(logit_of(global_mean, y_range)))
 
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean squared norm of the batch's user and item factors (per-rating L2, as in SGD MF)."""
+        return (self.user_factors(users).pow(2).sum(1) + self.item_factors(items).pow(2).sum(1)).mean()
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
         x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
@@ -63,6 +67,8 @@ class CollabNN(nn.Module):
         with torch.no_grad():
             out.bias.fill_(logit_of(global_mean, y_range))
         self.mlp = nn.Sequential(*layers, out)
+
+    penalty = DotProductBias.penalty
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.user_factors(users), self.item_factors(items)], dim=1)

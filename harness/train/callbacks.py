@@ -117,6 +117,20 @@ class ProgressBar(Callback):
     after_fit = after_epoch
 
 
+class Penalty(Callback):
+    """Add ``weight * model.penalty(*inputs)`` to the loss: a regulariser that depends on the batch,
+    such as L2 on the embeddings a batch uses (SGD matrix factorisation's regularisation)."""
+
+    during_lr_find = True
+
+    def __init__(self, weight: float):
+        self.weight = weight
+
+    def after_loss(self, learn):
+        xb = learn.xb if isinstance(learn.xb, tuple) else (learn.xb,)
+        learn.loss = learn.loss + self.weight * learn.model.penalty(*xb)
+
+
 class EarlyStopping(Callback):
     """Stop when the primary metric has not improved for ``patience`` epochs."""
 
