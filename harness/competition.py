@@ -47,6 +47,10 @@ class Competition:
     description: str = ""
     config_path: Path | None = None  # the default config (TOML)
     raw_files: tuple[str, ...] = ()  # files `harness data --from` copies and checks
+    # How `harness submit` checks a submission against the sample submission before uploading.
+    submission_range: tuple[float, float] | None = None  # allowed prediction values
+    submission_probabilities: bool = False  # rows of class probabilities that must sum to 1
+    solution_file: str = "solution.csv"  # held-out answers for competitions scored locally
 
     # -------------------------------------------------------------- config and data
     def default_config(self) -> dict:

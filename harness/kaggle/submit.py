@@ -25,7 +25,6 @@ from harness.runs import Run
 from harness.submission import validate_submission
 
 SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
-DEFAULT_SOLUTION = "solution.csv"  # the held-out answers of a locally scored competition
 
 
 @dataclass
@@ -45,7 +44,7 @@ def find_sample(data_dir: Path) -> Path | None:
 
 
 def solution_path(competition, data_dir: Path) -> Path:
-    return Path(data_dir) / getattr(competition, "solution_file", DEFAULT_SOLUTION)
+    return Path(data_dir) / competition.solution_file
 
 
 def submission_file(competition, run: Run, data_dir: Path) -> Path:
@@ -81,8 +80,8 @@ def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.Data
     if reference is not None:
         sample = read_table(reference)
         validate_submission(submission, sample, id_column=str(sample.columns[0]),
-                            value_range=getattr(competition, "submission_range", None),
-                            probabilities=getattr(competition, "submission_probabilities", False), name=str(path))
+                            value_range=competition.submission_range,
+                            probabilities=competition.submission_probabilities, name=str(path))
     else:
         click.echo(f"warning: no sample submission in {data_dir}; only {competition.name}'s own checks ran", err=True)
     return submission, config
