@@ -72,6 +72,8 @@ class DogBreeds(Competition):
     kaggle_slug = "dog-breed-identification"
     description = "Dog breeds from photos: pretrained CNN, dropout head, precomputed activations (log loss)"
     config_path = config_path("dog-breeds")
+    submission_range = (0.0, 1.0)
+    submission_probabilities = True  # one probability per breed, each row summing to 1
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
@@ -247,7 +249,8 @@ class DogBreeds(Competition):
         return Predictions(submission[list(raw.sample.columns)], probs)
 
     def check_submission(self, submission, raw: DogBreedsData):
-        validate_submission(submission, raw.sample, value_range=(0.0, 1.0), probabilities=True)
+        validate_submission(submission, raw.sample, value_range=self.submission_range,
+                            probabilities=self.submission_probabilities)
 
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0, n_breeds=4, n_per_breed=40, n_test=40, size=64):
