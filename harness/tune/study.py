@@ -119,9 +119,10 @@ def make_sampler(name: str, seed: int | None):
 
 def make_pruner(name: str, max_epochs: int | None = None):
     if name == "median":
-        # Not before half the epochs: under a one-cycle schedule the early scores of high-rate trials look
-        # bad and say little about the end (on MovieLens u1, pruning from epoch 2 cut 10 of 16 trials).
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, (max_epochs or 2) // 2))
+        # Not before half the epochs (Optuna prunes from step n_warmup_steps on): under a one-cycle schedule
+        # the early scores of high-rate trials look bad and say little about the end (on MovieLens u1,
+        # pruning from epoch 1 cut 10 of 16 trials, 8 of them after one epoch).
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=max(1, ((max_epochs or 1) + 1) // 2))
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs or "auto")
     if name == "none":
