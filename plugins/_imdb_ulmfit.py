@@ -81,7 +81,16 @@ def build_lm(itos: list[str], config: dict, dims: dict | None = None) -> Languag
     m = config["model"]
     pad = itos.index("xxpad")
     encoder = encoder_from_config(len(itos), m["size"], m["drop_mult"], LM_DROPS, pad, **(dims or _dims(config)))
-    return LanguageModel(encoder, output_p=LM_DROPS["output_p"] * m["drop_mult"])
+    return LanguageModel(encoder, output_p=LM_DROPS["output_p"] * m["drop_mult"],
+                         adaptive_cutoffs=_cutoffs(config["lm"].get("adaptive_cutoffs", []), len(itos)))
+
+
+def _cutoffs(cutoffs: list, vocab_sz: int) -> list[int]:
+    """The configured adaptive-softmax cutoffs that fall inside this vocabulary (none: full softmax)."""
+    kept = [int(c) for c in cutoffs if 0 < int(c) < vocab_sz]
+    if kept != sorted(set(kept)):
+        raise HarnessError(f"lm.adaptive_cutoffs = {cutoffs}: give increasing token counts, e.g. [2000, 6000]")
+    return kept
 
 
 def _lm_loaders(extra: dict, config: dict):

@@ -189,3 +189,25 @@ def test_fastai_awd_lstm_weights_convert(tmp_path):
             assert torch.allclose(b, a + 1.0)
         else:
             assert torch.equal(a, b), name
+
+
+def test_adaptive_softmax_language_model():
+    torch.manual_seed(0)
+    lm = LanguageModel(tiny_encoder(vocab=40), output_p=0.1, adaptive_cutoffs=[10])
+    groups = lm.layer_groups()
+    assert len({id(p) for g in groups for p in g}) == len(list(lm.parameters()))
+    x = torch.randint(0, 40, (2, 9))
+    y = torch.randint(0, 40, (2, 9))
+    hidden = lm(x)
+    assert hidden.shape == (2, 9, 8)
+    loss = lm.loss(hidden, y)
+    assert 0 < loss.item() < 10
+    lm.eval()
+    lm.reset()
+    logp = lm.next_logits(x)
+    assert logp.shape == (2, 40) and torch.allclose(logp.exp().sum(1), torch.ones(2), atol=1e-4)
+    # The adaptive loss is the same cross-entropy as the log-probabilities it implies.
+    lm.reset()
+    h = lm(x)
+    full = lm.decoder.log_prob(h.reshape(-1, 8))
+    assert torch.allclose(lm.loss(h, y), -full.gather(1, y.reshape(-1, 1)).mean(), atol=1e-5)

@@ -112,16 +112,27 @@ def detach_state(state):
 
 class LanguageModel(nn.Module):
     """AWD-LSTM encoder + tied linear decoder. The LSTM state carries over from one batch to the next
-    (the batches are consecutive pieces of the same streams) until ``reset()``."""
+    (the batches are consecutive pieces of the same streams) until ``reset()``.
 
-    def __init__(self, encoder: AWDLSTM, output_p: float = 0.1, tie_weights: bool = True):
+    With ``adaptive_cutoffs`` (e.g. [2000, 6000]) the decoder is an adaptive softmax (Grave et al.,
+    2017; torch's AdaptiveLogSoftmaxWithLoss, untied): frequent words get the full-size output layer,
+    rarer ones smaller clusters, so the softmax over the vocabulary no longer dominates CPU time. The
+    forward pass then returns the last layer's outputs and ``loss`` scores them.
+    """
+
+    def __init__(self, encoder: AWDLSTM, output_p: float = 0.1, tie_weights: bool = True, adaptive_cutoffs=()):
         super().__init__()
         self.encoder = encoder
         self.output_dp = LockedDropout(output_p)
-        self.decoder = nn.Linear(encoder.emb_sz, encoder.embedding.num_embeddings)
-        nn.init.zeros_(self.decoder.bias)
-        if tie_weights:
-            self.decoder.weight = encoder.embedding.weight
+        vocab_sz = encoder.embedding.num_embeddings
+        self.adaptive = bool(adaptive_cutoffs)
+        if self.adaptive:
+            self.decoder = nn.AdaptiveLogSoftmaxWithLoss(encoder.emb_sz, vocab_sz, list(adaptive_cutoffs), div_value=4.0)
+        else:
+            self.decoder = nn.Linear(encoder.emb_sz, vocab_sz)
+            nn.init.zeros_(self.decoder.bias)
+            if tie_weights:
+                self.decoder.weight = encoder.embedding.weight
         self.state = None
         self.raw_output = self.output = None  # the last layer's activations, for AR/TAR
 
@@ -135,11 +146,23 @@ class LanguageModel(nn.Module):
         self.state = detach_state(state)  # truncated back-propagation through time
         self.raw_output = raw_outputs[-1]
         self.output = self.output_dp(outputs[-1])
-        return self.decoder(self.output)
+        return self.output if self.adaptive else self.decoder(self.output)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy of the next token (the Learner's loss function for this model)."""
+        if self.adaptive:
+            return self.decoder(pred.reshape(-1, pred.size(-1)), target.reshape(-1)).loss
+        return lm_loss(pred, target)
+
+    def next_logits(self, words: torch.Tensor) -> torch.Tensor:
+        """Log-probabilities (or logits) of the token after ``words``' last position, per row."""
+        out = self(words)[:, -1]
+        return self.decoder.log_prob(out) if self.adaptive else out
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         groups = self.encoder.layer_groups()
-        groups[-1] = groups[-1] + [self.decoder.bias]  # the tied weight is already in the embedding group
+        seen = {id(p) for g in groups for p in g}  # a tied decoder weight is already in the embedding group
+        groups[-1] = groups[-1] + [p for p in self.decoder.parameters() if id(p) not in seen]
         return groups
 
 

@@ -24,11 +24,11 @@ PRETRAINED_HELP = ("a language model saved by `harness train` (runs/<competition
 
 def make_lm_learner(model: LanguageModel, train_dl, valid_dl, lm_config: dict, device=None, callbacks=(),
                     progress=None) -> Learner:
-    from harness.models.awd_lstm import ARTARCallback, ResetState, lm_loss
+    from harness.models.awd_lstm import ARTARCallback, ResetState
 
     cbs = [Recorder(echo=True), ProgressBar(disable=None if progress is None else not progress), ResetState(),
            ARTARCallback(lm_config.get("alpha", 2.0), lm_config.get("beta", 1.0)), *callbacks]
-    return Learner(model, train_dl, valid_dl, lm_loss, [perplexity], layer_groups=model.layer_groups(),
+    return Learner(model, train_dl, valid_dl, model.loss, [perplexity], layer_groups=model.layer_groups(),
                    wd=lm_config.get("wd", 0.01), betas=tuple(lm_config.get("betas", (0.7, 0.99))),
                    clip=lm_config.get("clip") or None, device=device, callbacks=cbs, keep_valid_preds=False)
 
@@ -36,6 +36,7 @@ def make_lm_learner(model: LanguageModel, train_dl, valid_dl, lm_config: dict, d
 def save_lm(path: Path, model: LanguageModel, itos: list[str]) -> None:
     enc = model.encoder
     torch_save({"itos": list(itos), "dims": {"emb_sz": enc.emb_sz, "n_hid": enc.n_hid, "n_layers": enc.n_layers},
+                "adaptive": model.adaptive,
                 "model": model.state_dict()}, path)
 
 
@@ -91,6 +92,11 @@ def load_pretrained_into(model: LanguageModel, blob: dict, itos: list[str]) -> i
         raise HarnessError(f"the pretrained language model has sizes {dims}; the config builds "
                            f"emb_sz={enc.emb_sz}, n_hid={enc.n_hid}, n_layers={enc.n_layers}: set model.size to match")
     state = dict(blob["model"])
+    same_vocab = list(blob["itos"]) == list(itos)
+    if model.adaptive or blob.get("adaptive"):
+        # An adaptive softmax's clusters follow its vocabulary: keep it only for the very same one.
+        if not (same_vocab and model.adaptive and blob.get("adaptive")):
+            state = {k: v for k, v in state.items() if not k.startswith("decoder.")}
     old_emb = state.pop("encoder.embedding.weight")
     old_bias = state.pop("decoder.bias", None)
     state.pop("decoder.weight", None)
@@ -106,11 +112,12 @@ def load_pretrained_into(model: LanguageModel, blob: dict, itos: list[str]) -> i
                 new_bias[i] = old_bias[j]
             known += 1
     state["encoder.embedding.weight"] = new_emb
-    state["decoder.bias"] = new_bias
-    if model.decoder.weight is not model.encoder.embedding.weight:
-        state["decoder.weight"] = new_emb
+    if not model.adaptive:
+        state["decoder.bias"] = new_bias
+        if model.decoder.weight is not model.encoder.embedding.weight:
+            state["decoder.weight"] = new_emb
     missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if k != "decoder.weight"]
+    missing = [k for k in missing if not k.startswith("decoder.")]
     if missing or unexpected:
         raise HarnessError(f"the pretrained language model does not fit this AWD-LSTM: missing {missing[:3]}, "
                            f"unexpected {unexpected[:3]}")
@@ -150,12 +157,12 @@ def generate(model: LanguageModel, itos: list[str], prompt_tokens: list[str], n_
     generator = torch.Generator().manual_seed(seed)
     model.eval()
     model.reset()
-    logits = model(torch.tensor([ids], device=device))[0, -1]
+    logits = model.next_logits(torch.tensor([ids], device=device))[0]
     out = []
     for _ in range(n_words):
         nxt = sample_next(logits.cpu(), temperature, top_k, generator, banned)
         out.append(itos[nxt])
-        logits = model(torch.tensor([[nxt]], device=device))[0, -1]
+        logits = model.next_logits(torch.tensor([[nxt]], device=device))[0]
     model.reset()
     return out
 
