@@ -101,7 +101,9 @@ class Tokenizer:
         import spacy
 
         self.lang, self.bos = lang, bos
-        self.spacy_tokenizer = spacy.blank(lang).tokenizer
+        nlp = spacy.blank(lang)
+        self.spacy_tokenizer = nlp.tokenizer
+        self._strings = _StringCache(nlp.vocab.strings)
 
     def settings(self) -> dict:
         """Everything that changes the output; part of the cache key."""
@@ -109,8 +111,15 @@ class Tokenizer:
 
         return {"lang": self.lang, "bos": self.bos, "rules": RULES_VERSION, "spacy": spacy.__version__}
 
+    def _words(self, doc) -> list[str]:
+        """The token strings of a Doc: one C call for their hashes, then a dict lookup each (about a
+        third faster than reading ``token.text`` token by token)."""
+        from spacy.attrs import ORTH
+
+        return list(map(self._strings.__getitem__, doc.to_array(ORTH).tolist())) if len(doc) else []
+
     def __call__(self, text: str) -> list[str]:
-        return postprocess([t.text for t in self.spacy_tokenizer(preprocess(text))], self.bos)
+        return postprocess(self._words(self.spacy_tokenizer(preprocess(text))), self.bos)
 
     def tokenize(self, texts, progress: bool | None = None, desc: str = "tokenizing") -> list[list[str]]:
         """Tokenize many texts in this process, with a progress bar."""
@@ -120,7 +129,19 @@ class Tokenizer:
         docs = self.spacy_tokenizer.pipe((preprocess(t) for t in texts), batch_size=1000)
         bar = tqdm(docs, total=len(texts), desc=desc, disable=None if progress is None else not progress,
                    file=sys.stderr, mininterval=0.5, unit="doc")
-        return [postprocess([t.text for t in doc], self.bos) for doc in bar]
+        return [postprocess(self._words(doc), self.bos) for doc in bar]
+
+
+class _StringCache(dict):
+    """spaCy string hash -> string, filled on first use."""
+
+    def __init__(self, strings):
+        super().__init__()
+        self.strings = strings
+
+    def __missing__(self, key):
+        value = self[key] = self.strings[key]
+        return value
 
 
 _NO_SPACE_BEFORE = {".", ",", "!", "?", ":", ";", ")", "'s", "n't", "'re", "'ve", "'ll", "'d", "'m", "%", "\n"}
