@@ -162,3 +162,17 @@ def test_missing_pretrained_file_says_where_to_put_it(cli_run, workspace, cache,
     result = cli_run("train", "imdb", "--set", f'lm.pretrained="{tmp_path / "wt103" / "lstm_wt103.pth"}"', *TINY,
                      expect=2)
     assert "does not exist; put there" in result.output and "wt103" in result.output
+
+
+def test_kaggle_layout_submission_is_probabilities_per_test_id(cli_run, workspace, tmp_path):
+    write_kaggle(tmp_path / "kaggle", seed=2)
+    cli_run("train", "imdb", "--data-dir", tmp_path / "kaggle", "--set", "model.kind=nbsvm",
+            "--set", "nbsvm.n_features=65536")
+    run = sorted((workspace / "runs" / "imdb").iterdir())[-1]
+    sub = pd.read_csv(run / "submission.csv")
+    sample = pd.read_csv(tmp_path / "kaggle" / "sampleSubmission.csv")
+    assert list(sub.columns) == ["id", "sentiment"] and sub["id"].tolist() == sample["id"].tolist()
+    assert sub["sentiment"].between(0, 1).all() and sub["sentiment"].nunique() > 100
+    assert not (run / "test_metrics.json").exists()  # Kaggle's test labels are unknown
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["roc_auc"] > 0.8  # validation ROC AUC, Kaggle's metric
