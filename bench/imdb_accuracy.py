@@ -55,8 +55,8 @@ def bench_nbsvm(data_dir: Path, args) -> None:
     t3 = time.perf_counter()
     acc = float(((logits > 0) == y_test).mean())
     print(f"NB-SVM, binary hashed word uni+bigrams (2^{int(np.log2(args.n_features))} buckets), C={args.C}")
-    print(f"| train reviews | test reviews | test accuracy | test ROC AUC | features s | fit s | predict s | total s |")
-    print(f"|---|---|---|---|---|---|---|---|")
+    print("| train reviews | test reviews | test accuracy | test ROC AUC | features s | fit s | predict s | total s |")
+    print("|---|---|---|---|---|---|---|---|")
     print(f"| {len(train):,} | {len(test):,} | {acc:.4f} | {roc_auc_fn(logits, y_test):.4f} | {t1 - t0:.1f} | "
           f"{t2 - t1:.1f} | {t3 - t2:.1f} | {t3 - t0:.1f} |")
 

@@ -6,7 +6,6 @@ import time
 import click
 import numpy as np
 import pandas as pd
-import torch
 
 from harness.competition import Prepared
 from harness.errors import HarnessError
