@@ -93,7 +93,7 @@ def bench_lm(data_dir: Path, args) -> None:
         print()
         print("| train reviews | test reviews | LM tokens/epoch | LM perplexity | LM s | valid accuracy | test accuracy | total s |")
         print("|---|---|---|---|---|---|---|---|")
-        print(f"| {args.train:,} | {args.test:,} | {args.lm_tokens:,} | {lm.get('perplexity', float('nan')):.1f} | "
+        print(f"| {args.train:,} | {args.test:,} | {lm.get('tokens_per_epoch', 0):,} | {lm.get('perplexity', float('nan')):.1f} | "
               f"{lm.get('seconds', float('nan')):.0f} | {summary['metrics'].get('accuracy', float('nan')):.4f} | "
               f"{test['test_accuracy']:.4f} | {seconds:.0f} |")
 

@@ -141,7 +141,7 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
             plot_losses(recorder.history, recorder.batch_losses, run.path("lm_loss.png"), title=f"imdb LM {run.id}")
         write_json(run.path("lm_summary.json"), {
             "valid_loss": lm_learn.valid_loss, "perplexity": lm_learn.metrics.get("perplexity"),
-            "epochs": lm_cfg["epochs"], "seconds": round(seconds, 2),
+            "epochs": lm_cfg["epochs"], "tokens_per_epoch": train_dl.n_tokens, "seconds": round(seconds, 2),
             "tokens_per_second": round(lm_cfg["epochs"] * train_dl.n_tokens / seconds, 1)})
     save_lm(lm_path, model, itos)
     return model
