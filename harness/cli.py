@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -107,20 +106,14 @@ def data(ctx, name, source, sample, download, force):
         return
     if dest.exists() and not force:
         raise HarnessError(f"{dest} already exists; pass --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=dest.parent))
-    try:
+    from harness.workspace import atomic_dir
+
+    with atomic_dir(dest) as tmp:
         if sample:
             comp.write_sample(tmp)
         else:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
         comp.check_raw(tmp)
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     click.echo(f"{name}: data ready in {dest}")
 
 
@@ -293,13 +286,10 @@ def model(ctx, name, config_file, overrides, run_id, data_dir):
 
 
 from harness.tune.commands import blend as _blend_command, tune as _tune_command  # noqa: E402
+from harness.kaggle import commands as _kaggle_commands  # noqa: E402
 
 cli.add_command(_tune_command)
 cli.add_command(_blend_command)
-
-
-from harness.kaggle import commands as _kaggle_commands  # noqa: E402
-
 cli.add_command(_kaggle_commands.submit)
 cli.add_command(_kaggle_commands.leaderboard)
 

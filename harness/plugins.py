@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import importlib
-import sys
 from dataclasses import dataclass
 from importlib import metadata
 

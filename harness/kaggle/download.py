@@ -7,8 +7,6 @@ with it present a second run downloads nothing.
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -17,7 +15,7 @@ import click
 
 from harness.errors import HarnessError
 from harness.fingerprint import data_files, data_fingerprint, workspace_cache
-from harness.workspace import write_json
+from harness.workspace import atomic_dir, write_json
 
 MARKER = ".harness-download.json"
 
@@ -67,9 +65,7 @@ def download_data(competition, dest: Path, force: bool = False, client=None) -> 
     from harness.kaggle.client import KaggleClient
 
     client = client or KaggleClient()
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.download.", dir=dest.parent))
-    try:
+    with atomic_dir(dest) as tmp:
         click.echo(f"{name}: downloading competition {slug} from Kaggle")
         client.download_competition(slug, tmp)
         if not any(tmp.iterdir()):
@@ -79,12 +75,6 @@ def download_data(competition, dest: Path, force: bool = False, client=None) -> 
             competition.check_raw(tmp)
         except HarnessError as exc:
             raise HarnessError(f"the files Kaggle sent for {slug} are not what the {name} plugin expects: {exc}") from None
-        if dest.exists():
-            shutil.rmtree(dest)
-        tmp.rename(dest)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     # Fingerprinted in place, so the workspace's cache (dest is <workspace>/data/<name>) serves later runs.
     files = data_files(dest)
     info = {

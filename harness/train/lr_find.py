@@ -6,7 +6,6 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from harness.train.learner import lr_per_group, rng_state, set_rng_state
 
