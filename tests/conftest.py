@@ -1,10 +1,14 @@
 import os
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 # Keep plots headless and the kaggle client away from the user's real config.
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The tests train tiny models: on a 2-core machine a second thread costs more than it saves, and
+# much more when the other core is busy.
+torch.set_num_threads(1)
 
 
 @pytest.fixture

@@ -18,14 +18,6 @@ FAST = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 
         "train.batch_size": 32}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions: threads cost more than they save
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("dogs")

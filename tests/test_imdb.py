@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from harness.errors import HarnessError
 from plugins import _imdb_data
@@ -16,15 +15,6 @@ TINY = ["--set", "model.emb_sz=16", "--set", "model.n_hid=32", "--set", "model.n
         "--set", "lm.bptt=20", "--set", "lm.lr=0.01", "--set", "train.batch_size=16", "--set", "model.drop_mult=0.2",
         "--set", "train.lr=0.05", "--set", "train.lr_div=1.5",
         "--set", "train.stages=[{freeze_to = -1, epochs = 1}, {freeze_to = 0, epochs = 4, lr_mult = 0.5}]"]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small models on a busy 2-core machine run many times faster on one thread than on two."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Rossmann end to end on generated files in the Kaggle format: features, submission rules, bad input."""
 import json
 import shutil
-import time
 
 import numpy as np
 import pandas as pd
@@ -17,9 +16,7 @@ SMALL = ["--set", "model.layers=[64, 32]", "--set", "train.batch_size=64"]
 @pytest.fixture(scope="module")
 def sample_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("rossmann") / "data"
-    started = time.perf_counter()
     Rossmann().write_sample(path)
-    assert time.perf_counter() - started < 5  # fast enough for demos and tests
     return path
 
 

@@ -23,15 +23,6 @@ from harness.train import Learner
 REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dog-breed-identification" / "extra_real_jpgs_not_kaggle"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny convolutions: thread start-up costs more than it saves (and a shared CPU makes it worse).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def layer_types(head: nn.Sequential) -> list[str]:
     return [type(m).__name__ for m in head]
 
