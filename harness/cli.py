@@ -1,6 +1,7 @@
 """The `harness` command line: enter competitions, train, predict, explain."""
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ import click
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.workspace import WORKSPACE_ENV
 
 
 class HarnessGroup(click.Group):
@@ -32,6 +34,7 @@ def cli(ctx, workspace):
     """A Kaggle competition harness: competitions as plugins, one PyTorch trainer."""
     ctx.ensure_object(dict)
     ctx.obj["workspace"] = workspace
+    os.environ[WORKSPACE_ENV] = str(workspace)  # so caches deep in a plugin use the same workspace
 
 
 def _workspace(ctx) -> Path:

@@ -21,6 +21,11 @@ def workspace_dir(override: str | os.PathLike | None = None) -> Path:
     return path
 
 
+def cache_dir(kind: str) -> Path:
+    """<workspace>/cache/<kind>: caches that outlive a run (token ids, CNN activations)."""
+    return workspace_dir() / "cache" / kind
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it into place only if the block succeeds."""

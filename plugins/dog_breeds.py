@@ -28,6 +28,7 @@ from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import Metric, accuracy, accuracy_fn, log_loss_fn
 from harness.submission import validate_submission
+from harness.workspace import cache_dir
 
 # The model returns log-probabilities; Kaggle's log loss is on probabilities (clipped).
 log_loss = Metric("log_loss", lambda log_probs, targets: log_loss_fn(np.exp(np.asarray(log_probs, np.float64)), targets))
@@ -176,7 +177,7 @@ class DogBreeds(Competition):
 
         # 1. The head on cached activations of the frozen backbone.
         learn.freeze()
-        cache_root = activation_cache_dir(learn, config)
+        cache_root = activation_cache_dir(config)
         extractor = FeatureExtractor(model)
         common = dict(cache_root=cache_root, model_name=config["model"]["arch"], device=learn.device,
                       batch_size=t["batch_size"], num_workers=d["num_workers"], draft_size=size)
@@ -267,14 +268,11 @@ def _check_exist(paths: list[Path], listed_in: str, folder: Path) -> None:
                            f"{missing[0].name}; copy Kaggle's images there")
 
 
-def activation_cache_dir(learn, config) -> Path:
-    """``data.cache_dir``, else <workspace>/cache/activations (the run folder is <workspace>/runs/NAME/ID)."""
+def activation_cache_dir(config) -> Path:
+    """``data.cache_dir``, else <workspace>/cache/activations."""
     if config["data"]["cache_dir"]:
         return Path(config["data"]["cache_dir"])
-    run = getattr(learn, "run", None)
-    if run is None:
-        raise HarnessError("no folder for the activation cache: set data.cache_dir")
-    return Path(run.dir).parents[2] / "cache" / "activations"
+    return cache_dir("activations")
 
 
 @hookimpl

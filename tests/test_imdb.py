@@ -18,9 +18,9 @@ TINY = ["--set", "model.emb_sz=16", "--set", "model.n_hid=32", "--set", "model.n
 
 
 @pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    return tmp_path / "cache"
+def cache(workspace):
+    """Token caches live in the workspace (a fresh one per test)."""
+    return workspace / "cache"
 
 
 @pytest.fixture
@@ -129,7 +129,7 @@ def test_nbsvm_end_to_end_through_the_cli(cli_run, workspace, cache):
 def test_ulmfit_end_to_end_language_model_generation_classifier(cli_run, workspace, cache):
     write_aclimdb(workspace / "data" / "imdb", seed=0, n_train=800, n_test=200, n_unsup=0)
     cli_run("train", "imdb", "--set", "lm.epochs=1", *TINY)
-    assert list(cache.glob("harness/tokens/*.npz"))  # tokenized reviews cached
+    assert list(cache.glob("tokens/*.npz"))  # tokenized reviews cached
     run = sorted((workspace / "runs" / "imdb").iterdir())[-1]
     for name in ("lm.pt", "model.pt", "submission.csv", "lm_history.csv", "history.csv", "preprocessing.json"):
         assert (run / name).exists(), name

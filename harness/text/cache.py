@@ -8,18 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness.workspace import atomic_path
+from harness.workspace import atomic_path, cache_dir
 
 
 def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "harness" / "tokens"
+    return cache_dir("tokens")
 
 
 @dataclass
@@ -88,7 +86,7 @@ def tokenize_cached(texts, tokenizer, cache_dir: str | Path | None = None, progr
                     desc: str = "tokenizing") -> TokenizedTexts:
     """Token ids for ``texts``, from the cache when the same texts were tokenized with the same settings.
 
-    ``cache_dir``: a folder, None for the default (~/.cache/harness/tokens), or False to skip caching.
+    ``cache_dir``: a folder, None for the default (<workspace>/cache/tokens), or False to skip caching.
     """
     texts = list(texts)
     if cache_dir is False:
