@@ -128,13 +128,16 @@ def data(ctx, name, source, sample, download, force):
 @click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
 @click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
 @click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
+@click.option("--pretrained", "pretrained", type=click.Path(dir_okay=False),
+              help="Start from these saved weights (e.g. a language model for imdb; the competition's pretrained_key).")
 @click.option("--no-pretrained", is_flag=True, help="Shortcut for --set model.pretrained=false (random weights, no download).")
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @data_dir_option
 @device_option
 @click.pass_context
-def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained, resume, run_id, data_dir, device):
+def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, data_dir,
+          device):
     """Train a model for competition NAME, score it on validation and write a submission."""
     from harness import runner
     from harness.runs import Run
@@ -143,7 +146,7 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained
     workspace = _workspace(ctx)
     run = None
     if resume:
-        if config_file or overrides or epochs or lr or schedule or no_pretrained:
+        if config_file or overrides or epochs or lr or schedule or pretrained or no_pretrained:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
         run = Run.find(workspace, name, run_id)
         config = run.config()
@@ -151,6 +154,10 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, no_pretrained
     else:
         if no_pretrained:
             overrides = (*overrides, "model.pretrained=false")
+        if pretrained:
+            if not comp.pretrained_key:
+                raise HarnessError(f"{name} takes no --pretrained PATH; see its config for pretrained settings")
+            overrides = (*overrides, f'{comp.pretrained_key}="{pretrained}"')
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
     path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)

@@ -51,6 +51,7 @@ class Competition:
     submission_range: tuple[float, float] | None = None  # allowed prediction values
     submission_probabilities: bool = False  # rows of class probabilities that must sum to 1
     solution_file: str = "solution.csv"  # held-out answers for competitions scored locally
+    pretrained_key: str | None = None  # the config key `harness train --pretrained PATH` sets
 
     # -------------------------------------------------------------- config and data
     def default_config(self) -> dict:

@@ -34,6 +34,7 @@ def _probability(logits) -> np.ndarray:
 class Imdb(Competition):
     name = "imdb"
     kaggle_slug = "word2vec-nlp-tutorial"
+    pretrained_key = "lm.pretrained"  # `harness train imdb --pretrained PATH` starts from a saved language model
     description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
     config_path = config_path("imdb")
 

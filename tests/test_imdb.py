@@ -149,9 +149,10 @@ def test_ulmfit_end_to_end_language_model_generation_classifier(cli_run, workspa
 
 def test_missing_pretrained_file_says_where_to_put_it(cli_run, workspace, cache, tmp_path):
     cli_run("data", "imdb", "--sample")
-    result = cli_run("train", "imdb", "--set", f'lm.pretrained="{tmp_path / "wt103" / "lstm_wt103.pth"}"', *TINY,
-                     expect=2)
+    result = cli_run("train", "imdb", "--pretrained", tmp_path / "wt103" / "lstm_wt103.pth", *TINY, expect=2)
     assert "does not exist; put there" in result.output and "wt103" in result.output
+    refused = cli_run("train", "movielens", "--pretrained", tmp_path / "x.pt", expect=2)
+    assert "movielens takes no --pretrained PATH" in refused.output
 
 
 def test_kaggle_layout_submission_is_probabilities_per_test_id(cli_run, workspace, tmp_path):
