@@ -63,6 +63,26 @@ set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALU
                           help="Override one config entry, e.g. --set train.lr=0.01 (repeatable).")
 data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
                                help="Read the competition files from here instead of the workspace copy.")
+def pretrained_options(command):
+    command = click.option("--no-pretrained", is_flag=True,
+                           help="Shortcut for --set model.pretrained=false (random weights, no download).")(command)
+    return click.option("--pretrained", "pretrained", type=click.Path(dir_okay=False),
+                        help="Start from these saved weights (the competition's pretrained_key, "
+                             "e.g. a language model for imdb).")(command)
+
+
+def _with_pretrained(competition, overrides, pretrained, no_pretrained) -> tuple:
+    """--pretrained PATH and --no-pretrained as config overrides."""
+    overrides = tuple(overrides)
+    if no_pretrained:
+        overrides += ("model.pretrained=false",)
+    if pretrained:
+        if not competition.pretrained_key:
+            raise HarnessError(f"{competition.name} takes no --pretrained PATH; see its config for pretrained settings")
+        overrides += (f'{competition.pretrained_key}="{pretrained}"',)
+    return overrides
+
+
 device_option = click.option("--device", default="auto", show_default=True,
                              help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 or mps.")
 
@@ -128,9 +148,7 @@ def data(ctx, name, source, sample, download, force):
 @click.option("--epochs", type=int, help="Shortcut for --set train.epochs=N.")
 @click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
 @click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
-@click.option("--pretrained", "pretrained", type=click.Path(dir_okay=False),
-              help="Start from these saved weights (e.g. a language model for imdb; the competition's pretrained_key).")
-@click.option("--no-pretrained", is_flag=True, help="Shortcut for --set model.pretrained=false (random weights, no download).")
+@pretrained_options
 @click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @data_dir_option
@@ -152,12 +170,7 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
-        if no_pretrained:
-            overrides = (*overrides, "model.pretrained=false")
-        if pretrained:
-            if not comp.pretrained_key:
-                raise HarnessError(f"{name} takes no --pretrained PATH; see its config for pretrained settings")
-            overrides = (*overrides, f'{comp.pretrained_key}="{pretrained}"')
+        overrides = _with_pretrained(comp, overrides, pretrained, no_pretrained)
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
     path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)
@@ -176,17 +189,18 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
 @click.option("--start-lr", type=float, default=1e-7, show_default=True)
 @click.option("--end-lr", type=float, default=10.0, show_default=True)
 @click.option("--num-it", type=int, default=100, show_default=True, help="Batches in the sweep.")
+@pretrained_options
 @data_dir_option
 @device_option
 @click.pass_context
-def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, data_dir, device):
+def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrained, no_pretrained, data_dir, device):
     """Sweep the learning rate, plot loss against it (PNG) and suggest a rate."""
     from harness import runner
     from harness.train import seed_everything
 
     comp = _competition(name)
     workspace = _workspace(ctx)
-    config = _config(comp, config_file, overrides)
+    config = _config(comp, config_file, _with_pretrained(comp, overrides, pretrained, no_pretrained))
     seed_everything(int(config.get("seed", 0)))
     raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
     learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
@@ -274,9 +288,10 @@ def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device)
 @config_option
 @set_option
 @click.option("--run", "run_id", help="Show a trained run's model instead of a fresh one from the config.")
+@pretrained_options
 @data_dir_option
 @click.pass_context
-def model(ctx, name, config_file, overrides, run_id, data_dir):
+def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, data_dir):
     """Print the model's layers with their parameter shapes and counts."""
     from harness import runner
     from harness.model_summary import summarize
@@ -288,7 +303,7 @@ def model(ctx, name, config_file, overrides, run_id, data_dir):
         run = Run.find(workspace, name, run_id)
         config, state = run.config(), run.state()
     else:
-        config = _config(comp, config_file, overrides)
+        config = _config(comp, config_file, _with_pretrained(comp, overrides, pretrained, no_pretrained))
         raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
         state = comp.prepare(raw, config).state
     net = comp.build_model(state, config)

@@ -100,6 +100,9 @@ def test_offline_without_weights_one_line_exit_2(cli_run, sample_dir, tmp_path, 
     expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet34-b627a593.pth"
     assert out.startswith("error: ImageNet weights for resnet34") and str(expected) in out
     assert out.count("\n") == 1 and "Traceback" not in out
+    # the way out the message names works for the other commands too
+    model = cli_run("model", "dog-breeds", "--data-dir", sample_dir, "--no-pretrained").output
+    assert "total parameters: 21,8" in model  # resnet34 body + the lesson's head
 
 
 def test_missing_and_mismatched_files(data_copy):
