@@ -1,0 +1,117 @@
+"""One prepared script for a lent GPU machine: do the CUDA paths work, and how fast are they?
+
+For three workloads that stand for the competitions (a collaborative-filtering dot product, a
+resnet34 on 224 px images, an AWD-LSTM language model) and each precision mode of the Learner
+(fp32, bf16 autocast, fp16 autocast with a GradScaler), it trains a few steps through the shared
+Learner and checks that parameters, batches and predictions sit on the device, that the loss is
+finite and moves, and that a checkpoint saves and loads; then it reports throughput.
+
+    python bench/gpu_check.py                    # on the GPU machine (CUDA expected)
+    python bench/gpu_check.py --device cpu --small   # a dry run here, to check the script itself
+
+No test depends on it; results go to bench/results/gpu.md by hand, with the date and the card.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from harness.data.loaders import TensorLoader
+from harness.models.awd_lstm import AWDLSTM, LanguageModel, ResetState
+from harness.models.collab import DotProductBias
+from harness.train import Callback, Learner
+from harness.train.callbacks import Recorder
+
+
+class DeviceCheck(Callback):
+    """Fails loudly if a batch, a prediction or the loss is not where it should be."""
+
+    def after_loss(self, learn):
+        xb = learn.xb if isinstance(learn.xb, tuple) else (learn.xb,)
+        for t in (*xb, learn.pred, learn.loss):
+            assert t.device.type == learn.device.type, f"{tuple(t.shape)} on {t.device}, expected {learn.device}"
+        assert math.isfinite(learn.loss.item()), "non-finite loss"
+
+
+def collab(n, small):
+    rows = 20_000 if small else 1_000_000
+    g = torch.Generator().manual_seed(0)
+    users, items = torch.randint(1, 1000, (rows,), generator=g), torch.randint(1, 2000, (rows,), generator=g)
+    ratings = torch.randint(1, 6, (rows,), generator=g).float()
+    model = DotProductBias(1000, 2000, 50)
+    dl = TensorLoader((users, items), ratings, batch_size=1024, shuffle=True, device=n)
+    return model, dl, nn.MSELoss(), rows, "ratings"
+
+
+def vision(n, small):
+    from harness.models.vision import VisionModel
+
+    size, count = (64, 64) if small else (224, 512)
+    x = torch.randn(count, 3, size, size)
+    y = torch.randint(0, 120, (count,))
+    model = VisionModel(120, "resnet18" if small else "resnet34", pretrained=False)
+    model = model.to(memory_format=torch.channels_last)
+    dl = TensorLoader(x, y, batch_size=64, shuffle=True, device=n)
+    return model, dl, nn.NLLLoss(), count, "images"
+
+
+def language_model(n, small):
+    vocab, bs, bptt, batches = (2000, 16, 35, 8) if small else (30_000, 64, 70, 40)
+    tokens = torch.randint(2, vocab, (batches * bs, bptt + 1), generator=torch.Generator().manual_seed(0))
+    encoder = AWDLSTM(vocab, 100 if small else 400, 300 if small else 1152, 3)
+    model = LanguageModel(encoder)
+    dl = TensorLoader(tokens[:, :-1], tokens[:, 1:], batch_size=bs, device=n)
+    return model, dl, model.loss, batches * bs * bptt, "tokens"
+
+
+def check(name, build, device, mode, small):
+    model, dl, loss_fn, units, unit_name = build(device, small)
+    cbs = [Recorder(echo=False), DeviceCheck()] + ([ResetState()] if name == "awd-lstm" else [])
+    learn = Learner(model, dl, None, loss_fn, device=device, mixed_precision=mode, callbacks=cbs)
+    assert all(p.device.type == device.type for p in learn.model.parameters())
+    learn.fit(1, 1e-3)  # warm-up: cuDNN autotuning, allocator
+    first = learn.get_callback(Recorder).history[-1]["train_loss"]
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    learn.fit(1, 1e-3)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    last = learn.get_callback(Recorder).history[-1]["train_loss"]
+    with tempfile.TemporaryDirectory() as tmp:
+        learn.save_checkpoint(Path(tmp) / "ckpt.pt")
+        learn.resume_from(Path(tmp) / "ckpt.pt")
+    amp = {None: "fp32"}.get(learn.amp_dtype, str(learn.amp_dtype).replace("torch.", ""))
+    return f"| {name} | {mode} ({amp}) | {units / seconds:,.0f} {unit_name}/s | {first:.4f} -> {last:.4f} | ok |"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--small", action="store_true", help="tiny sizes, for a dry run on the CPU")
+    args = ap.parse_args()
+    device = torch.device(args.device)
+    card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} {card}, torch {torch.__version__}, "
+          f"cuda {torch.version.cuda}")
+    print("| workload | precision | throughput (one epoch after a warm-up epoch) | train loss | device, checkpoint |")
+    print("|---|---|---|---|---|")
+    modes = ["none", "bf16", "fp16"] if device.type == "cuda" else ["none"]
+    for name, build in (("dot product", collab), ("resnet", vision), ("awd-lstm", language_model)):
+        for mode in modes:
+            try:
+                print(check(name, build, device, mode, args.small), flush=True)
+            except Exception as exc:  # report every failure, keep checking the rest
+                print(f"| {name} | {mode} | - | - | FAILED: {type(exc).__name__}: {exc} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
