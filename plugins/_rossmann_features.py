@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.dates import add_date_parts, event_features, parse_dates
-from harness.data.files import read_table
+from harness.data.files import check_no_duplicates, read_table
 from harness.data.tabular import join_checked
 from harness.errors import HarnessError
 
@@ -56,13 +56,6 @@ def _numeric_or_missing(frame: pd.DataFrame, columns, path: Path) -> None:
         frame[col] = values
 
 
-def _no_duplicate_keys(frame: pd.DataFrame, keys, path: Path) -> None:
-    dup = frame.duplicated(subset=list(keys))
-    if dup.any():
-        first = frame.loc[dup, list(keys)].iloc[0].to_dict()
-        raise HarnessError(f"{path}: {int(dup.sum())} duplicated ({', '.join(keys)}) row(s), first {first}")
-
-
 def read_train(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=TRAIN_COLUMNS, dtype={"StateHoliday": str},
                        integer=("Store", "DayOfWeek", "Open", "Promo", "SchoolHoliday"), numeric=("Sales", "Customers"))
@@ -72,7 +65,7 @@ def read_train(path: Path) -> pd.DataFrame:
         raise HarnessError(f"{path}: column Sales has {int(negative.sum())} negative value(s), "
                            f"first {frame['Sales'].iloc[row]!r} at data row {row + 1}; sales cannot be negative")
     frame["Date"] = parse_dates(frame, "Date", path)
-    _no_duplicate_keys(frame, ("Store", "Date"), path)
+    check_no_duplicates(frame, ["Store", "Date"], path)
     return frame
 
 
@@ -83,8 +76,8 @@ def read_test(path: Path) -> pd.DataFrame:
     _numeric_or_missing(frame, ["Open"], path)
     frame["Open"] = frame["Open"].fillna(1).astype("int64")
     frame["Date"] = parse_dates(frame, "Date", path)
-    _no_duplicate_keys(frame, ("Id",), path)
-    _no_duplicate_keys(frame, ("Store", "Date"), path)
+    check_no_duplicates(frame, ["Id"], path)
+    check_no_duplicates(frame, ["Store", "Date"], path)
     return frame
 
 
@@ -92,7 +85,7 @@ def read_store(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=STORE_COLUMNS, integer=("Store", "Promo2"))
     _numeric_or_missing(frame, ["CompetitionDistance", "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear",
                                 "Promo2SinceWeek", "Promo2SinceYear"], path)
-    _no_duplicate_keys(frame, ("Store",), path)
+    check_no_duplicates(frame, ["Store"], path)
     return frame
 
 
@@ -114,7 +107,7 @@ def read_weather(data_dir: Path, states: pd.DataFrame) -> pd.DataFrame:
         frame = read_table(path, sep=";", required=("Date", *WEATHER_COLUMNS))
         _numeric_or_missing(frame, [c for c in WEATHER_COLUMNS if c != "Events"], path)
         frame["Date"] = parse_dates(frame, "Date", path)
-        _no_duplicate_keys(frame, ("Date",), path)
+        check_no_duplicates(frame, ["Date"], path)
         frame = frame[["Date", *WEATHER_COLUMNS]].copy()
         frame.insert(0, "State", state)
         frames.append(frame)
@@ -139,8 +132,8 @@ def read_trends(path: Path, states: pd.DataFrame) -> pd.DataFrame:
         rows = frame[frame["code"] == code][["WeekStart", "trend"]]
         per_state.append(rows.assign(State=state))
     trends = pd.concat(per_state, ignore_index=True)
-    _no_duplicate_keys(trends, ("State", "WeekStart"), path)
-    _no_duplicate_keys(germany, ("WeekStart",), path)
+    check_no_duplicates(trends, ["State", "WeekStart"], path)
+    check_no_duplicates(germany, ["WeekStart"], path)
     return join_checked(trends, germany, "WeekStart", f"{path.name} (Rossmann_DE rows)", "state weeks")
 
 
@@ -166,7 +159,7 @@ def load(data_dir: Path) -> RossmannData:
     states_path = data_dir / "store_states.csv"
     if states_path.exists():
         states = read_table(states_path, required=("Store", "State"), integer=("Store",))
-        _no_duplicate_keys(states, ("Store",), states_path)
+        check_no_duplicates(states, ["Store"], states_path)
         store = join_checked(store, states[["Store", "State"]], "Store", states_path.name, "stores of store.csv")
         if (data_dir / "weather").is_dir():
             weather = read_weather(data_dir, states)

@@ -48,4 +48,4 @@ def check_no_duplicates(frame: pd.DataFrame, columns: list[str], path) -> None:
     if dup.any():
         first = frame.loc[dup, columns].iloc[0].to_dict()
         raise HarnessError(f"{path}: {int(dup.sum())} duplicated ({', '.join(columns)}) row(s), first {first}; "
-                           "keep one row per pair")
+                           "keep one row per key")
