@@ -38,7 +38,7 @@ class Prepared:
 @dataclass
 class Predictions:
     submission: pd.DataFrame  # exactly the competition's submission format
-    raw: np.ndarray  # model outputs per test row, on the scale blending averages
+    raw: np.ndarray  # model outputs per submission row (the scale of valid_preds.npy), which blending averages
 
 
 class Competition:
@@ -104,6 +104,13 @@ class Competition:
     def predict(self, learn, state: dict, raw, config: dict) -> Predictions | None:
         """Predictions for the raw data's test set, or None if it has none."""
         return None
+
+    def submission_from_outputs(self, outputs: np.ndarray, template: pd.DataFrame) -> pd.DataFrame:
+        """A submission from test outputs (e.g. a blend's mean), shaped like ``template``, one of the
+        blended runs' submissions. The default takes the outputs as the submission's values."""
+        submission = template.copy()
+        submission[list(template.columns[1:])] = np.asarray(outputs, dtype=np.float64).reshape(len(template), -1)
+        return submission
 
     def check_submission(self, submission: pd.DataFrame, raw) -> None:
         """Raise HarnessError if the submission does not match the competition's format."""

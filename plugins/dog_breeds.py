@@ -247,7 +247,15 @@ class DogBreeds(Competition):
         probs /= probs.sum(axis=1, keepdims=True)
         submission = pd.DataFrame(probs, columns=state["classes"])
         submission.insert(0, "id", raw.test_ids)
-        return Predictions(submission[list(raw.sample.columns)], probs)
+        submission = submission[list(raw.sample.columns)]
+        return Predictions(submission, np.log(np.clip(submission.iloc[:, 1:].to_numpy(dtype=np.float64), 1e-15, 1)))
+
+    def submission_from_outputs(self, outputs, template):
+        """Probabilities from (averaged) log-probabilities, each row renormalised to sum to 1."""
+        probs = np.exp(np.asarray(outputs, dtype=np.float64))
+        submission = template.copy()
+        submission[list(template.columns[1:])] = probs / probs.sum(axis=1, keepdims=True)
+        return submission
 
     def check_submission(self, submission, raw: DogBreedsData):
         validate_submission(submission, raw.sample, value_range=self.submission_range,

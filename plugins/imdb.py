@@ -183,7 +183,10 @@ class Imdb(Competition):
                 from harness.workspace import write_json
 
                 write_json(run.path("test_metrics.json"), {"test_accuracy": acc, "n_test": int(known.sum())})
-        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), probs)
+        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), np.asarray(logits))
+
+    def submission_from_outputs(self, outputs, template):
+        return template.assign(sentiment=_probability(np.asarray(outputs).reshape(-1)))
 
     def check_submission(self, submission, raw):
         if list(submission.columns) != ["id", "sentiment"]:

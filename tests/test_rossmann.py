@@ -217,3 +217,11 @@ def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspac
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.cont_cols=["Promo", "Sunshine"]', expect=2)
     assert "missing column(s) Sunshine" in result.output
     assert not (workspace / "runs").exists()
+
+
+def test_submission_from_outputs_keeps_closed_stores_at_zero():
+    """What `harness blend` uses: Sales from (averaged) log-sales, closed stores still 0."""
+    template = pd.DataFrame({"Id": [1, 2, 3], "Sales": [0.0, 100.0, 50.0]})
+    out = Rossmann().submission_from_outputs(np.log([7.0, 200.0, 20.0]), template)
+    assert out["Id"].tolist() == [1, 2, 3]
+    assert out["Sales"].tolist() == pytest.approx([0.0, 200.0, 20.0])

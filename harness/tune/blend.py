@@ -1,9 +1,10 @@
 """Blend the K best trials: average their predictions into a new run folder.
 
 The blend is scored on the VALIDATION predictions the trials saved (valid_preds.npy), against the
-validation targets; test predictions are only averaged, never scored. The submission is the mean of
-the trials' submissions (the id column kept, prediction columns averaged); test_preds.npy the mean
-of their raw test outputs.
+validation targets; test predictions are only averaged, never scored. Validation and test outputs
+are averaged on the same scale (the model's outputs), and the competition turns the mean test
+outputs into the submission (`Competition.submission_from_outputs`), so the validation score
+describes exactly what is submitted.
 """
 from __future__ import annotations
 
@@ -51,25 +52,6 @@ def _trial_run(trial, workspace: Path, competition: str) -> Run:
     return Run(path)
 
 
-def average_submissions(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """Keep the first (id) column, which must agree row by row; average every other column."""
-    first = frames[0]
-    id_col = first.columns[0]
-    for frame in frames[1:]:
-        if list(frame.columns) != list(first.columns) or not frame[id_col].equals(first[id_col]):
-            raise HarnessError("the trials' submission.csv files differ in columns or id order; they cannot be averaged")
-    out = first.copy()
-    for col in first.columns[1:]:
-        stacked = np.stack([f[col].to_numpy() for f in frames])
-        if not np.issubdtype(stacked.dtype, np.number):
-            raise HarnessError(f"submission column {col!r} is not numeric; it cannot be averaged")
-        if np.issubdtype(stacked.dtype, np.integer) and not (stacked == stacked[0]).all():
-            raise HarnessError(f"submission column {col!r} holds labels that differ between trials; "
-                               "average probabilities instead")
-        out[col] = stacked.mean(axis=0) if np.issubdtype(stacked.dtype, np.floating) else stacked[0]
-    return out
-
-
 def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendResult:
     if k < 1:
         raise HarnessError(f"--top-k {k}: blend at least one trial")
@@ -105,8 +87,13 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
         "direction": metric.direction, "scored_on": "validation predictions (valid_preds.npy)",
     }
     if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
-        out.save_array("test_preds.npy", np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0))
-        submission = average_submissions([pd.read_csv(r.path("submission.csv")) for r in runs])
+        mean_test = np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0)
+        out.save_array("test_preds.npy", mean_test)
+        template = pd.read_csv(runs[0].path("submission.csv"))
+        same_rows = [pd.read_csv(r.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]) for r in runs]
+        if not all(same_rows) or len(mean_test) != len(template):
+            raise HarnessError("the trials' submissions differ in their ids or row order; they cannot be blended")
+        submission = competition.submission_from_outputs(mean_test, template)
         write_csv(out.path("submission.csv"), submission)
         summary["submission"] = str(out.path("submission.csv"))
     out.save_summary(summary)
