@@ -50,11 +50,12 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
     seed_everything(int(config.get("seed", 0)))
     raw = competition.load(data_dir, config)
     prepared = competition.prepare(raw, config)
+    # The model is built before the run folder exists, so a bad config leaves nothing behind.
+    learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
     run = resume or Run.create(workspace, competition.name)
     run.save_config(config)
     run.save_state(prepared.state)
-    learn = make_learner(competition, prepared, config, device, [Checkpoint(run.path("checkpoints")), *callbacks],
-                         echo=echo, progress=progress)
+    learn.add_callbacks([Checkpoint(run.path("checkpoints"))])
     learn.prepared, learn.run = prepared, run
     if resume is not None:
         if not run.checkpoint.exists():

@@ -128,9 +128,10 @@ def test_unknown_test_ids_can_be_an_error(cli_run, sample_dir):
     (["--set", "model.n_factors=big"], "expected a int"),
     (["--set", "model.kind=svd"], "model.kind = 'svd'"),
 ])
-def test_bad_settings(cli_run, sample_dir, args, message):
+def test_bad_settings(cli_run, workspace, sample_dir, args, message):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, *args, expect=2)
     assert message in result.output
+    assert not (workspace / "runs").exists()  # nothing half-written
 
 
 def test_data_command_refuses_bad_folders(cli_run, tmp_path):
