@@ -17,7 +17,7 @@ from torch import nn
 
 from harness.device import pick_device
 from harness.metrics import Metric
-from harness.train.callbacks import EVENTS, CancelFit, Callback
+from harness.train.callbacks import EVENTS, CancelFit, Callback, Recorder
 from harness.train.schedules import SCHEDULES, make_scheduler, sgdr_epochs
 from harness.workspace import torch_save
 
@@ -29,10 +29,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict:
+    _, keys, pos, _, _ = np.random.get_state()
+    # numpy's key array as a tensor, so that the checkpoint loads with weights_only=True
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": torch.from_numpy(np.random.get_state()[1].astype(np.int64))}
-    np_state = np.random.get_state()
-    state["numpy_pos"] = int(np_state[2])
+             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos)}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -249,8 +249,6 @@ class Learner:
 
     @property
     def history(self) -> list[dict]:
-        from harness.train.callbacks import Recorder
-
         recorder = self.get_callback(Recorder)
         return recorder.history if recorder else []
 
@@ -343,8 +341,6 @@ class Learner:
             self.scaler.load_state_dict(state["scaler"])
         if state.get("train_dl") is not None and hasattr(self.train_dl, "load_state_dict"):
             self.train_dl.load_state_dict(state["train_dl"])
-        from harness.train.callbacks import Recorder
-
         recorder = self.get_callback(Recorder)
         if recorder is not None and state.get("history"):
             recorder.history[:] = list(state["history"])
