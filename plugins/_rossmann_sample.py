@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from harness.workspace import write_csv
+
 WEATHER_HEADER = ["Date", "Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC", "Dew_PointC", "MeanDew_PointC",
                   "Min_DewpointC", "Max_Humidity", "Mean_Humidity", "Min_Humidity", "Max_Sea_Level_PressurehPa",
                   "Mean_Sea_Level_PressurehPa", "Min_Sea_Level_PressurehPa", "Max_VisibilityKm", "Mean_VisibilityKm",
@@ -83,7 +85,7 @@ def write_sample(data_dir: Path, seed: int = 0, n_stores: int = 8, start: str = 
     weather = {}
     for state in sorted({s.split(",")[0] for s in STATES}):
         weather[state] = _weather(dates, rng)
-        weather[state].to_csv(data_dir / "weather" / f"{state}.csv", sep=";", index=False, na_rep="NA")
+        write_csv(data_dir / "weather" / f"{state}.csv", weather[state], sep=";", na_rep="NA")
 
     # One row per store and day, in Kaggle's order: newest date first, stores ascending.
     grid = pd.MultiIndex.from_product([dates[::-1], stores["Store"]], names=["Date", "Store"]).to_frame(index=False)
@@ -124,14 +126,14 @@ def write_sample(data_dir: Path, seed: int = 0, n_stores: int = 8, start: str = 
                           "Sales": sales, "Customers": customers, "Open": open_, "Promo": promo,
                           "StateHoliday": holiday, "SchoolHoliday": school})
     is_test = (d > pd.Timestamp(train_end)).to_numpy()
-    frame[~is_test].to_csv(data_dir / "train.csv", index=False)
+    write_csv(data_dir / "train.csv", frame[~is_test])
 
     test = frame[is_test].drop(columns=["Sales", "Customers"]).reset_index(drop=True)
     test.insert(0, "Id", np.arange(1, len(test) + 1))
     test["Open"] = test["Open"].astype(float)
     test.loc[test.index[:3], "Open"] = np.nan  # Kaggle's test.csv has blank Open values too
-    test.to_csv(data_dir / "test.csv", index=False)
-    pd.DataFrame({"Id": test["Id"], "Sales": 0}).to_csv(data_dir / "sample_submission.csv", index=False)
-    stores.to_csv(data_dir / "store.csv", index=False)
-    _trends(dates, rng).to_csv(data_dir / "googletrend.csv", index=False)
-    states.to_csv(data_dir / "store_states.csv", index=False)
+    write_csv(data_dir / "test.csv", test)
+    write_csv(data_dir / "sample_submission.csv", pd.DataFrame({"Id": test["Id"], "Sales": 0}))
+    write_csv(data_dir / "store.csv", stores)
+    write_csv(data_dir / "googletrend.csv", _trends(dates, rng))
+    write_csv(data_dir / "store_states.csv", states)

@@ -22,7 +22,7 @@ from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
-from harness.data.files import read_table
+from harness.data.files import check_no_duplicates, read_table
 from harness.data.loaders import TensorLoader
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -92,9 +92,7 @@ class DogBreeds(Competition):
         self.check_raw(data_dir)
         on_error = config["data"]["corrupt_images"]
         labels = read_table(data_dir / "labels.csv", required=("id", "breed"), dtype={"id": str, "breed": str})
-        dup = labels["id"].duplicated()
-        if dup.any():
-            raise HarnessError(f"{data_dir / 'labels.csv'}: {int(dup.sum())} duplicated id(s), first {labels['id'][dup].iloc[0]!r}")
+        check_no_duplicates(labels, ["id"], data_dir / "labels.csv")
         if labels["breed"].isna().any():
             raise HarnessError(f"{data_dir / 'labels.csv'}: {int(labels['breed'].isna().sum())} row(s) without a breed")
         train_paths = [data_dir / "train" / f"{i}.jpg" for i in labels["id"]]
@@ -181,12 +179,12 @@ class DogBreeds(Competition):
         extractor = FeatureExtractor(model)
         common = dict(cache_root=cache_root, model_name=config["model"]["arch"], device=learn.device,
                       batch_size=t["batch_size"], num_workers=d["num_workers"], draft_size=size)
-        train_acts, cache = precompute_activations(extractor, extra["train_paths"], eval_transform(size), **common)
-        reused = cache.hits
-        valid_acts, _ = precompute_activations(extractor, extra["valid_paths"], eval_transform(size),
-                                               cache=cache, **common)
-        reused += cache.hits
-        click.echo(f"activations: {len(train_acts) + len(valid_acts)} images, {reused} reused from {cache.folder}")
+        # One pass over train and valid images: the cache file is read and written once.
+        n_train = len(extra["train_paths"])
+        acts, cache = precompute_activations(extractor, extra["train_paths"] + extra["valid_paths"],
+                                             eval_transform(size), **common)
+        train_acts, valid_acts = acts[:n_train], acts[n_train:]
+        click.echo(f"activations: {len(acts)} images, {cache.hits} reused from {cache.folder}")
         seed = int(config.get("seed", 0))
         head_train = TensorLoader(train_acts, torch.tensor(extra["train_y"]), t["batch_size"], shuffle=True, seed=seed)
         head_valid = None

@@ -9,10 +9,6 @@ import pandas as pd
 
 from harness.errors import HarnessError
 
-DATE_PARTS = ("Year", "Month", "Week", "Day", "Dayofweek", "Dayofyear", "Is_month_end", "Is_month_start",
-              "Is_quarter_end", "Is_quarter_start", "Is_year_end", "Is_year_start")
-
-
 def parse_dates(frame: pd.DataFrame, column: str, source="data") -> pd.Series:
     """``frame[column]`` as datetimes; an unparseable value is a HarnessError naming it."""
     values = pd.to_datetime(frame[column], errors="coerce", format="mixed")
@@ -70,18 +66,20 @@ def event_features(frame: pd.DataFrame, group: str, date: str, events, window: i
     order = np.argsort(key, kind="stable")
     key_sorted, days_sorted, groups_sorted = key[order], days[order], groups[order]
     group_start = np.r_[True, groups_sorted[1:] != groups_sorted[:-1]]
+    # Calendar windows, the same for every event: bounds found by binary search on the key.
+    lo = np.searchsorted(key_sorted, key_sorted - (window - 1), side="left")
+    hi = np.searchsorted(key_sorted, key_sorted + (window - 1), side="right")
+    idx = np.arange(len(order))
+    group_start_reversed = _group_start_reversed(group_start)
     out = {}
     for name in events:
         flags = frame[name].to_numpy()[order].astype(bool)
-        last = _fill_forward(np.where(flags, days_sorted, -1), group_start)
-        nxt = _fill_forward(np.where(flags, days_sorted, -1)[::-1], _group_start_reversed(group_start))[::-1]
+        marked = np.where(flags, days_sorted, -1)
+        last = _fill_forward(marked, group_start)
+        nxt = _fill_forward(marked[::-1], group_start_reversed)[::-1]
         after = np.where(last >= 0, days_sorted - last, max_days)
         before = np.where(nxt >= 0, nxt - days_sorted, max_days)
-        # Counts over a calendar window: cumulative sums looked up by binary search on the key.
-        csum = np.r_[0, np.cumsum(flags)]
-        lo = np.searchsorted(key_sorted, key_sorted - (window - 1), side="left")
-        hi = np.searchsorted(key_sorted, key_sorted + (window - 1), side="right")
-        idx = np.arange(len(order))
+        csum = np.r_[0, np.cumsum(flags)]  # event counts in a window, from cumulative sums
         backward = csum[idx + 1] - csum[lo]
         forward = csum[hi] - csum[idx]
         for col, values in ((f"After{name}", np.minimum(after, max_days)),

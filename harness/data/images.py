@@ -219,13 +219,12 @@ def compute_activations(extractor: nn.Module, paths: Sequence, transform, device
 
 
 def precompute_activations(extractor: nn.Module, paths: Sequence, transform, cache_root, model_name: str,
-                           device="cpu", batch_size=64, num_workers=0, draft_size=None,
-                           cache: ActivationCache | None = None) -> tuple[torch.Tensor, ActivationCache]:
+                           device="cpu", batch_size=64, num_workers=0, draft_size=None
+                           ) -> tuple[torch.Tensor, ActivationCache]:
     """Activations of a frozen ``extractor`` for ``paths``, from the cache where it has them."""
-    if cache is None:
-        model_key = f"{model_name}:{module_fingerprint(extractor)}"
-        transform_key = f"{transform!r} draft={draft_size}"
-        cache = ActivationCache(cache_root, model_key, transform_key)
+    model_key = f"{model_name}:{module_fingerprint(extractor)}"
+    transform_key = f"{transform!r} draft={draft_size}"
+    cache = ActivationCache(cache_root, model_key, transform_key)
     keys = [file_digest(p) for p in paths]
 
     def compute(indices):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from harness.data.files import check_no_duplicates
 from harness.errors import HarnessError
 
 
@@ -141,11 +142,7 @@ def join_checked(left: pd.DataFrame, right: pd.DataFrame, on, right_name: str, l
     """``left`` left-joined with ``right`` on ``on``, or a HarnessError if the join would lose or
     duplicate rows: every left row must find exactly one right row."""
     on = [on] if isinstance(on, str) else list(on)
-    dup = right.duplicated(subset=on)
-    if dup.any():
-        first = right.loc[dup, on].iloc[0].to_dict()
-        raise HarnessError(f"{right_name}: {int(dup.sum())} duplicated ({', '.join(on)}) key(s), first {first}; "
-                           f"the join would duplicate {left_name}; keep one row per key")
+    check_no_duplicates(right, on, right_name)  # a duplicated key would duplicate left rows
     clash = sorted((set(right.columns) & set(left.columns)) - set(on))
     if clash:
         raise ValueError(f"joining {right_name} would duplicate column(s) {', '.join(clash)}")
