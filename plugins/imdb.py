@@ -146,19 +146,20 @@ class Imdb(Competition):
     def _blend_valid(self, learn, prepared):
         """Validation scores of the averaged probabilities (the valid loader yields sorted order)."""
         order = prepared.valid_dl.order
-        nb_logits = self._nbsvm_logits(learn.model.nbsvm, prepared.extra["x_valid"][order])
+        nb_logits = self._nbsvm_logits(learn, learn.model.nbsvm, prepared.extra["x_valid"][order])
         blended = _blend(learn.valid_preds.numpy(), nb_logits)
         learn.valid_preds = torch.from_numpy(blended)
         learn.metrics = {m.name: m(learn.valid_preds, learn.valid_targets) for m in learn.metric_list}
         click.echo(f"blended with NB-SVM: {learn.metrics}", err=True)
 
     @staticmethod
-    def _nbsvm_logits(module, x) -> np.ndarray:
+    def _nbsvm_logits(learn, module, x) -> np.ndarray:
+        """NB-SVM logits for feature rows ``x``, on the learner's device (the module may be a submodule)."""
         from harness.models.nbsvm import BagLoader
 
         with torch.no_grad():
             module.eval()
-            return torch.cat([module(*xb) for xb, _ in BagLoader(x)]).numpy()
+            return torch.cat([module(*learn._to_device(xb)).float().cpu() for xb, _ in BagLoader(x)]).numpy()
 
     # ------------------------------------------------------------------ submission
     def predict(self, learn, state, raw, config):
@@ -166,13 +167,13 @@ class Imdb(Competition):
             return None
         test = raw.test
         if state["kind"] == "nbsvm":
-            logits = self._nbsvm_logits(learn.model, self._featurize(test["text"], config))
+            logits = self._nbsvm_logits(learn, learn.model, self._featurize(test["text"], config))
         else:
             from plugins._imdb_ulmfit import classifier_logits
 
             logits = classifier_logits(self, learn, state, test["text"], config)
             if config["model"]["blend_nbsvm"]:
-                logits = _blend(logits, self._nbsvm_logits(learn.model.nbsvm, self._featurize(test["text"], config)))
+                logits = _blend(logits, self._nbsvm_logits(learn, learn.model.nbsvm, self._featurize(test["text"], config)))
         probs = _probability(logits)
         known = test["label"].to_numpy() >= 0
         if known.any():

@@ -30,7 +30,6 @@ class LMLoader:
         n_tokens = sum(len(d) for d in self.docs)
         if max_tokens:
             n_tokens = min(n_tokens, max_tokens)
-        self.max_tokens = n_tokens
         self.row_len = n_tokens // bs
         if self.row_len < 2:
             raise ValueError(f"{n_tokens} tokens are too few for {bs} language-model streams")

@@ -4,7 +4,6 @@ with discriminative learning rates, and sampling text.
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import torch
@@ -13,6 +12,7 @@ from harness.errors import HarnessError
 from harness.metrics import perplexity
 from harness.models.awd_lstm import LanguageModel, sample_next
 from harness.train import Learner
+from harness.train.learner import lr_per_group
 from harness.train.callbacks import ProgressBar, Recorder
 from harness.workspace import torch_save
 
@@ -126,7 +126,7 @@ def load_pretrained_into(model: LanguageModel, blob: dict, itos: list[str]) -> i
 
 def discriminative_lrs(top_lr: float, n_groups: int, lr_div: float) -> list[float]:
     """The top group trains at ``top_lr``; each group below it ``lr_div`` times slower."""
-    return [top_lr / lr_div ** (n_groups - 1 - i) for i in range(n_groups)]
+    return lr_per_group(slice(top_lr / lr_div ** (n_groups - 1), top_lr), n_groups)
 
 
 def gradual_unfreezing(learn: Learner, stages: list[dict], lr: float, epochs: int, lr_div: float,
@@ -165,8 +165,3 @@ def generate(model: LanguageModel, itos: list[str], prompt_tokens: list[str], n_
         logits = model.next_logits(torch.tensor([[nxt]], device=device))[0]
     model.reset()
     return out
-
-
-def lm_summary(learn: Learner) -> dict:
-    loss = learn.valid_loss
-    return {"lm_valid_loss": loss, "lm_perplexity": math.exp(min(loss, 50.0)) if loss == loss else None}

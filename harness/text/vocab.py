@@ -40,9 +40,6 @@ class Vocab:
         get, unk = self.stoi.get, self.unk
         return np.array([get(t, unk) for t in tokens], dtype=np.int64)
 
-    def textify(self, ids) -> str:
-        return " ".join(self.itos[int(i)] for i in ids)
-
     def lookup_from(self, other_itos: list[str]) -> np.ndarray:
         """An array mapping ids of another token list onto this vocabulary (unknown -> xxunk)."""
         get, unk = self.stoi.get, self.unk
