@@ -14,7 +14,28 @@ from harness.workspace import WORKSPACE_ENV
 
 
 class HarnessGroup(click.Group):
-    """Turns HarnessError into one clear line on stderr and exit code 2, with no traceback."""
+    """Turns HarnessError into one clear line on stderr and exit code 2, with no traceback.
+
+    Commands that plugins add (the register_commands hook) are looked up only when a name is not a
+    built-in command or the list is shown, so `harness --version` and the built-in commands do not
+    import every plugin first.
+    """
+
+    def _load_plugin_commands(self):
+        from harness.plugins import register_plugin_commands
+
+        register_plugin_commands(self)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, name)
+        return command
 
     def invoke(self, ctx):
         try:
@@ -322,11 +343,3 @@ cli.add_command(_kaggle_commands.leaderboard)
 def main():
     cli(prog_name="harness")
 
-
-def _register_plugin_commands():
-    from harness.plugins import register_plugin_commands
-
-    register_plugin_commands(cli)
-
-
-_register_plugin_commands()

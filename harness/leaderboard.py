@@ -191,12 +191,7 @@ def rank_correlation(x, y) -> float | None:
 
 def plot_validation_vs_public(rows: list[dict], path, competition: str) -> int:
     """Scatter validation against public score for runs with both; the number of points plotted."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from harness.workspace import save_figure
+    from harness.plots import plt, save_figure
 
     points = [(r["validation_score"], r["public_score"], r["run_id"]) for r in rows
               if r.get("validation_score") is not None and r.get("public_score") is not None]

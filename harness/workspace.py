@@ -8,7 +8,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
 
 DEFAULT_WORKSPACE = "harness-work"
 WORKSPACE_ENV = "HARNESS_WORKSPACE"
@@ -74,6 +73,8 @@ def write_csv(path, frame, **kwargs) -> None:
 
 def torch_save(obj, path) -> None:
     with atomic_path(path) as tmp:
+        import torch  # here, so that importing the workspace helpers (every CLI start) stays cheap
+
         torch.save(obj, tmp)
 
 

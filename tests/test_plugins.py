@@ -72,3 +72,27 @@ def test_unknown_competition_is_one_line_exit_2(cli_run):
     result = cli_run("train", "no-such-comp", expect=2)
     assert "unknown competition 'no-such-comp'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_plugin_can_add_a_cli_command(cli_run):
+    import click
+
+    from harness.hookspecs import hookimpl
+
+    class CommandPlugin:
+        @hookimpl
+        def register_commands(self, cli):
+            @cli.command("hello-plugin")
+            def hello():
+                """A command from a plugin."""
+                click.echo("hello from a plugin")
+
+    plugins.register_plugin(CommandPlugin(), name="command-plugin")
+    try:
+        assert "hello from a plugin" in cli_run("hello-plugin").output
+        assert "hello-plugin" in cli_run("--help").output
+    finally:
+        plugins.unregister_plugin("command-plugin")
+        from harness.cli import cli
+
+        cli.commands.pop("hello-plugin", None)

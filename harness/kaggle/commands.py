@@ -4,12 +4,6 @@ from __future__ import annotations
 import click
 
 
-def _workspace(ctx):
-    from harness.workspace import workspace_dir
-
-    return workspace_dir(ctx.obj["workspace"])
-
-
 @click.command("submit")
 @click.argument("name")
 @click.option("--run", "run_id", default="latest", show_default=True, help="The run (or blend) whose submission to send.")
@@ -25,9 +19,9 @@ def submit(ctx, name, run_id, message, dry_run, wait, data_dir):
     An invalid file is never uploaded.
     """
     from harness.kaggle.submit import submit as submit_run
-    from harness.plugins import get_competition
+    from harness.cli import _competition, _workspace
 
-    submit_run(get_competition(name), _workspace(ctx), run_id, message=message, dry_run=dry_run,
+    submit_run(_competition(name), _workspace(ctx), run_id, message=message, dry_run=dry_run,
                data_dir=data_dir, wait=wait)
 
 
@@ -42,9 +36,9 @@ def leaderboard(ctx, name, refresh, kaggle_top):
     validation against public score (does the validation split track the leaderboard?)."""
     from harness.errors import HarnessError
     from harness.leaderboard import Leaderboard, format_table, plot_validation_vs_public, rank_correlation
-    from harness.plugins import get_competition
+    from harness.cli import _competition, _workspace
 
-    comp = get_competition(name)
+    comp = _competition(name)
     workspace = _workspace(ctx)
     if refresh:
         from harness.kaggle.submit import refresh as refresh_scores

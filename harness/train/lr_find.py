@@ -18,12 +18,7 @@ class LRFindResult:
     lr_min: float = float("nan")  # a tenth of the rate at the lowest loss
 
     def plot(self, path) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from harness.workspace import save_figure
+        from harness.plots import plt, save_figure
 
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses)

@@ -8,6 +8,7 @@ import click
 import optuna
 import pandas as pd
 
+from harness.tune.study import is_journal
 from harness.workspace import save_figure, write_csv
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -96,5 +97,5 @@ def show(study: optuna.Study, out_dir: Path, storage_url: str) -> None:
         click.echo(f"plot: {path}")
     if len(frame):
         click.echo(f"table: {out_dir / 'trials.csv'}")
-    if not storage_url.startswith("journal:") and not storage_url.endswith(".log"):
+    if not is_journal(storage_url):
         click.echo(f"dashboard: optuna-dashboard {storage_url}")
