@@ -63,11 +63,7 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
         learn.resume_from(run.checkpoint)
     competition.train(learn, config)
     learn.save_model(run.path("model.pt"))
-    recorder = learn.get_callback(Recorder)
-    history = recorder.history
-    if history:
-        write_csv(run.path("history.csv"), pd.DataFrame(history))
-        plot_losses(history, recorder.batch_losses, run.path("loss.png"), title=f"{competition.name} {run.id}")
+    history = save_history(learn, run, title=f"{competition.name} {run.id}")
     if learn.valid_preds is not None:
         run.save_array("valid_preds.npy", learn.valid_preds.numpy())
         run.save_array("valid_targets.npy", learn.valid_targets.numpy())
@@ -89,6 +85,16 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
     record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
     run.learner = learn
     return run
+
+
+def save_history(learn: Learner, run: Run, title: str, prefix: str = "") -> list[dict]:
+    """The learner's per-epoch history as <prefix>history.csv and its loss curves as <prefix>loss.png."""
+    recorder = learn.get_callback(Recorder)
+    history = recorder.history if recorder else []
+    if history:
+        write_csv(run.path(f"{prefix}history.csv"), pd.DataFrame(history))
+        plot_losses(history, recorder.batch_losses, run.path(f"{prefix}loss.png"), title=title)
+    return history
 
 
 def save_predictions(run: Run, competition: Competition, predictions: Predictions, raw) -> None:

@@ -110,10 +110,9 @@ def _lm_loaders(extra: dict, config: dict):
 
 def train_language_model(comp, learn, config: dict) -> LanguageModel:
     """The language-model stage: start from lm.pretrained (if set), fit, save the run's lm.pt."""
-    from harness.plots import plot_losses
+    from harness.runner import save_history
     from harness.text.ulmfit import load_lm_file, load_pretrained_into, make_lm_learner, save_lm
-    from harness.train.callbacks import Recorder
-    from harness.workspace import write_csv, write_json
+    from harness.workspace import write_json
 
     run, prepared = learn.run, learn.prepared
     itos = prepared.state["itos"]
@@ -135,10 +134,7 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
         started = time.perf_counter()
         lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"])
         seconds = time.perf_counter() - started
-        recorder = lm_learn.get_callback(Recorder)
-        if recorder.history:
-            write_csv(run.path("lm_history.csv"), pd.DataFrame(recorder.history))
-            plot_losses(recorder.history, recorder.batch_losses, run.path("lm_loss.png"), title=f"imdb LM {run.id}")
+        save_history(lm_learn, run, title=f"imdb LM {run.id}", prefix="lm_")
         write_json(run.path("lm_summary.json"), {
             "valid_loss": lm_learn.valid_loss, "perplexity": lm_learn.metrics.get("perplexity"),
             "epochs": lm_cfg["epochs"], "tokens_per_epoch": train_dl.n_tokens, "seconds": round(seconds, 2),
