@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from harness import __version__
+from harness.cli_options import config_option, data_dir_option, device_option, pretrained_options, set_option
 from harness.errors import HarnessError
 from harness.workspace import WORKSPACE_ENV
 
@@ -78,20 +79,6 @@ def _config(competition, config_file, overrides, **shortcuts):
     return apply_overrides(config, [*overrides, *extra])
 
 
-config_option = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                             help="A competition config (TOML) instead of the built-in defaults.")
-set_option = click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-                          help="Override one config entry, e.g. --set train.lr=0.01 (repeatable).")
-data_dir_option = click.option("--data-dir", type=click.Path(file_okay=False),
-                               help="Read the competition files from here instead of the workspace copy.")
-def pretrained_options(command):
-    command = click.option("--no-pretrained", is_flag=True,
-                           help="Shortcut for --set model.pretrained=false (random weights, no download).")(command)
-    return click.option("--pretrained", "pretrained", type=click.Path(dir_okay=False),
-                        help="Start from these saved weights (the competition's pretrained_key, "
-                             "e.g. a language model for imdb).")(command)
-
-
 def _with_pretrained(competition, overrides, pretrained, no_pretrained) -> tuple:
     """--pretrained PATH and --no-pretrained as config overrides."""
     overrides = tuple(overrides)
@@ -102,10 +89,6 @@ def _with_pretrained(competition, overrides, pretrained, no_pretrained) -> tuple
             raise HarnessError(f"{competition.name} takes no --pretrained PATH; see its config for pretrained settings")
         overrides += (f'{competition.pretrained_key}="{pretrained}"',)
     return overrides
-
-
-device_option = click.option("--device", default="auto", show_default=True,
-                             help="auto (CUDA, else MPS, else CPU), cpu, cuda, cuda:1 or mps.")
 
 
 # ---------------------------------------------------------------------- discovery

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import click
 
+from harness.cli_options import data_dir_option
+
 
 @click.command("submit")
 @click.argument("name")
@@ -10,7 +12,7 @@ import click
 @click.option("--message", "-m", help="The submission's description on Kaggle (default: run id and config hash).")
 @click.option("--dry-run", is_flag=True, help="Check the file as for a real submission, but upload nothing.")
 @click.option("--wait", type=float, default=600, show_default=True, help="Seconds to wait for the public score.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="The competition files (default: the workspace copy).")
+@data_dir_option
 @click.pass_context
 def submit(ctx, name, run_id, message, dry_run, wait, data_dir):
     """Validate a run's submission, upload it to Kaggle, wait for the public score and record it.

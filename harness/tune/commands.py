@@ -5,6 +5,7 @@ from pathlib import Path
 
 import click
 
+from harness.cli_options import config_option, data_dir_option, device_option, set_option
 from harness.errors import HarnessError
 from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS
 
@@ -38,11 +39,10 @@ def _storage_url(ctx, storage):
 @click.option("--export", "export_path", type=click.Path(dir_okay=False),
               help="Write the best trial (or --trial N) as a config for `harness train NAME --config FILE`.")
 @click.option("--trial", "trial_number", type=int, help="With --export: this trial instead of the best.")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="A competition config (TOML) instead of the built-in defaults; its [search] table is the space.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE", help="Override one config entry (repeatable).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Read the competition files from here.")
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda, cuda:1 or mps.")
+@config_option
+@set_option
+@data_dir_option
+@device_option
 @click.pass_context
 def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, seed, heartbeat, show, export_path,
          trial_number, config_file, overrides, data_dir, device):
