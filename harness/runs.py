@@ -33,9 +33,18 @@ class Run:
     def competition(self) -> str:
         return self.dir.parent.name
 
+    @staticmethod
+    def folder(workspace: Path, competition: str) -> Path:
+        """Where the runs of ``competition`` live: <workspace>/runs/<competition>."""
+        return Path(workspace) / "runs" / competition
+
+    @classmethod
+    def at(cls, workspace: Path, competition: str, run_id: str) -> "Run":
+        return cls(cls.folder(workspace, competition) / str(run_id))
+
     @classmethod
     def create(cls, workspace: Path, competition: str) -> "Run":
-        base = Path(workspace) / "runs" / competition
+        base = cls.folder(workspace, competition)
         base.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for i in range(1000):
@@ -49,7 +58,7 @@ class Run:
 
     @classmethod
     def find(cls, workspace: Path, competition: str, run_id: str | None = "latest") -> "Run":
-        base = Path(workspace) / "runs" / competition
+        base = cls.folder(workspace, competition)
         runs = sorted(p for p in base.glob("*") if p.is_dir()) if base.exists() else []
         if not runs:
             raise HarnessError(f"no runs of {competition} in {base}; train one with `harness train {competition}`")

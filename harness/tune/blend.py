@@ -43,7 +43,7 @@ def top_trials(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
 
 def _trial_run(trial, workspace: Path, competition: str) -> Run:
     run_id = trial.user_attrs.get("run")
-    path = Path(workspace) / "runs" / competition / str(run_id)
+    path = Run.at(workspace, competition, run_id).dir
     if not run_id or not (path / "valid_preds.npy").exists():
         where = trial.user_attrs.get("machine", "?")
         raise HarnessError(f"trial {trial.number}: its run folder {path} with valid_preds.npy is not here (it ran "
@@ -66,7 +66,7 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
     targets = runs[0].array("valid_targets.npy")
     valid = []
     for trial, run in zip(trials, runs):
-        if not np.array_equal(run.array("valid_targets.npy"), targets):
+        if run is not runs[0] and not np.array_equal(run.array("valid_targets.npy"), targets):
             raise HarnessError(f"trial {trial.number} (run {run.id}) was validated on other rows than trial "
                                f"{trials[0].number}; blend only trials with the same validation split")
         valid.append(run.array("valid_preds.npy").astype(np.float64))

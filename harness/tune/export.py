@@ -5,8 +5,9 @@ from pathlib import Path
 
 import optuna
 
-from harness.config import apply_overrides, dump_config, load_config
+from harness.config import apply_overrides, dump_config
 from harness.errors import HarnessError
+from harness.runs import Run
 from harness.workspace import write_text
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -32,9 +33,9 @@ def trial_config(study: optuna.Study, trial: optuna.trial.FrozenTrial, workspace
     config with the trial's parameters applied."""
     run_id = trial.user_attrs.get("run")
     if run_id:
-        path = Path(workspace) / "runs" / competition.name / run_id / "config.toml"
-        if path.exists():
-            return load_config(path)
+        run = Run.at(workspace, competition.name, run_id)
+        if run.path("config.toml").exists():
+            return run.config()
     base = study.user_attrs.get("config") or competition.default_config()
     return apply_overrides(base, dict(trial.params))
 
