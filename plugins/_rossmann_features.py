@@ -44,18 +44,6 @@ def train_path(data_dir: Path) -> Path:
                        "or `harness data rossmann --from DIR` with the Kaggle files")
 
 
-def _numeric_or_missing(frame: pd.DataFrame, columns, path: Path) -> None:
-    """Columns that may be blank but must otherwise hold numbers (converted in place)."""
-    for col in columns:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna()
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric value(s), "
-                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
-        frame[col] = values
-
-
 def read_train(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=TRAIN_COLUMNS, dtype={"StateHoliday": str},
                        integer=("Store", "DayOfWeek", "Open", "Promo", "SchoolHoliday"), numeric=("Sales", "Customers"))
@@ -71,9 +59,8 @@ def read_train(path: Path) -> pd.DataFrame:
 
 def read_test(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=TEST_COLUMNS, dtype={"StateHoliday": str},
-                       integer=("Id", "Store", "DayOfWeek", "Promo", "SchoolHoliday"))
+                       integer=("Id", "Store", "DayOfWeek", "Promo", "SchoolHoliday"), optional_numeric=("Open",))
     # Kaggle's test.csv has blank Open values (store 622); the competition treats them as open.
-    _numeric_or_missing(frame, ["Open"], path)
     frame["Open"] = frame["Open"].fillna(1).astype("int64")
     frame["Date"] = parse_dates(frame, "Date", path)
     check_no_duplicates(frame, ["Id"], path)
@@ -82,9 +69,9 @@ def read_test(path: Path) -> pd.DataFrame:
 
 
 def read_store(path: Path) -> pd.DataFrame:
-    frame = read_table(path, required=STORE_COLUMNS, integer=("Store", "Promo2"))
-    _numeric_or_missing(frame, ["CompetitionDistance", "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear",
-                                "Promo2SinceWeek", "Promo2SinceYear"], path)
+    frame = read_table(path, required=STORE_COLUMNS, integer=("Store", "Promo2"),
+                       optional_numeric=("CompetitionDistance", "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear",
+                                         "Promo2SinceWeek", "Promo2SinceYear"))
     check_no_duplicates(frame, ["Store"], path)
     return frame
 
@@ -104,8 +91,8 @@ def read_weather(data_dir: Path, states: pd.DataFrame) -> pd.DataFrame:
     frames = []
     for state in sorted(states["State"].unique()):
         path = weather_file(folder, state)
-        frame = read_table(path, sep=";", required=("Date", *WEATHER_COLUMNS))
-        _numeric_or_missing(frame, [c for c in WEATHER_COLUMNS if c != "Events"], path)
+        frame = read_table(path, sep=";", required=("Date", *WEATHER_COLUMNS),
+                           optional_numeric=[c for c in WEATHER_COLUMNS if c != "Events"])
         frame["Date"] = parse_dates(frame, "Date", path)
         check_no_duplicates(frame, ["Date"], path)
         frame = frame[["Date", *WEATHER_COLUMNS]].copy()

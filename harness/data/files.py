@@ -8,11 +8,12 @@ import pandas as pd
 from harness.errors import HarnessError
 
 
-def read_table(path, required=(), numeric=(), integer=(), **read_kwargs) -> pd.DataFrame:
+def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), **read_kwargs) -> pd.DataFrame:
     """Read a CSV-like file; every failure is a HarnessError naming the file (and column).
 
     ``required`` columns must exist; ``numeric`` ones must parse as numbers (no blanks); ``integer``
-    ones must also be whole numbers.
+    ones must also be whole numbers; ``optional_numeric`` ones may be blank (NaN) but hold numbers
+    otherwise.
     """
     path = Path(path)
     if not path.exists():
@@ -27,7 +28,8 @@ def read_table(path, required=(), numeric=(), integer=(), **read_kwargs) -> pd.D
         raise HarnessError(f"{path} could not be parsed: {str(exc).splitlines()[0]}") from None
     if frame.empty:
         raise HarnessError(f"{path} has no data rows")
-    missing = [c for c in required if c not in frame.columns]
+    # Columns that must be numbers must be there too.
+    missing = [c for c in dict.fromkeys([*required, *numeric, *integer, *optional_numeric]) if c not in frame.columns]
     if missing:
         raise HarnessError(f"{path} is missing column(s) {', '.join(missing)}; found: {', '.join(map(str, frame.columns))}")
     for col in [*numeric, *integer]:
@@ -40,6 +42,14 @@ def read_table(path, required=(), numeric=(), integer=(), **read_kwargs) -> pd.D
         if col in integer and (values % 1 != 0).any():
             raise HarnessError(f"{path}: column {col} must hold whole numbers (ids)")
         frame[col] = values.astype("int64") if col in integer else values
+    for col in optional_numeric:
+        values = pd.to_numeric(frame[col], errors="coerce")
+        bad = values.isna() & frame[col].notna()
+        if bad.any():
+            row = int(bad.to_numpy().argmax())
+            raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric value(s), "
+                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
+        frame[col] = values
     return frame
 
 
