@@ -22,6 +22,7 @@ from harness.competition import Competition, Predictions, Prepared
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import accuracy, roc_auc
+from harness.submission import validate_submission
 from plugins import _imdb_data
 
 KINDS = ("awd-lstm", "nbsvm")
@@ -34,6 +35,7 @@ def _probability(logits) -> np.ndarray:
 class Imdb(Competition):
     name = "imdb"
     kaggle_slug = "word2vec-nlp-tutorial"
+    submission_range = (0.0, 1.0)  # the probability of a positive review
     pretrained_key = "lm.pretrained"  # `harness train imdb --pretrained PATH` starts from a saved language model
     description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
     config_path = config_path("imdb")
@@ -190,13 +192,9 @@ class Imdb(Competition):
         return template.assign(sentiment=_probability(np.asarray(outputs).reshape(-1)))
 
     def check_submission(self, submission, raw):
-        if list(submission.columns) != ["id", "sentiment"]:
-            raise HarnessError(f"submission columns {list(submission.columns)} should be id,sentiment")
-        if raw.test is not None and len(submission) != len(raw.test):
-            raise HarnessError(f"submission has {len(submission)} rows; the test set has {len(raw.test)}")
-        values = submission["sentiment"].to_numpy(dtype=float)
-        if not np.isfinite(values).all() or (values < 0).any() or (values > 1).any():
-            raise HarnessError("submission sentiment values must be probabilities in [0, 1]")
+        ids = raw.test["id"] if raw.test is not None else submission["id"]
+        validate_submission(submission, pd.DataFrame({"id": ids, "sentiment": 0.0}), value_range=self.submission_range,
+                            name="imdb submission")
 
     # ------------------------------------------------------------------ text generation
     def generate(self, run, prompt: str, words: int = 50, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
