@@ -7,9 +7,11 @@ multi-process mode was slower.
 """
 from __future__ import annotations
 
+import functools
 import html
 import re
 import sys
+from importlib import metadata
 
 UNK, PAD, BOS, EOS = "xxunk", "xxpad", "xxbos", "xxeos"
 TK_MAJ, TK_UP, TK_REP, TK_WREP = "xxmaj", "xxup", "xxrep", "xxwrep"
@@ -98,18 +100,20 @@ class Tokenizer:
     """Text to token strings with spaCy's rule-based English tokenizer and the rules above."""
 
     def __init__(self, lang: str = "en", bos: bool = True):
+        self.lang, self.bos = lang, bos
+
+    @functools.cached_property
+    def spacy_tokenizer(self):
+        # spaCy is loaded on first use, so a run whose tokens all come from the cache never imports it.
         import spacy
 
-        self.lang, self.bos = lang, bos
-        nlp = spacy.blank(lang)
-        self.spacy_tokenizer = nlp.tokenizer
+        nlp = spacy.blank(self.lang)
         self._strings = _StringCache(nlp.vocab.strings)
+        return nlp.tokenizer
 
     def settings(self) -> dict:
         """Everything that changes the output; part of the cache key."""
-        import spacy
-
-        return {"lang": self.lang, "bos": self.bos, "rules": RULES_VERSION, "spacy": spacy.__version__}
+        return {"lang": self.lang, "bos": self.bos, "rules": RULES_VERSION, "spacy": metadata.version("spacy")}
 
     def _words(self, doc) -> list[str]:
         """The token strings of a Doc: one C call for their hashes, then a dict lookup each (about a
@@ -119,7 +123,8 @@ class Tokenizer:
         return list(map(self._strings.__getitem__, doc.to_array(ORTH).tolist())) if len(doc) else []
 
     def __call__(self, text: str) -> list[str]:
-        return postprocess(self._words(self.spacy_tokenizer(preprocess(text))), self.bos)
+        doc = self.spacy_tokenizer(preprocess(text))
+        return postprocess(self._words(doc), self.bos)
 
     def tokenize(self, texts, progress: bool | None = None, desc: str = "tokenizing") -> list[list[str]]:
         """Tokenize many texts in this process, with a progress bar."""
