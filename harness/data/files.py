@@ -1,11 +1,38 @@
 """Reading competition files with checks that name the file and column at fault."""
 from __future__ import annotations
 
+import gzip
+import zipfile
+import zlib
 from pathlib import Path
 
 import pandas as pd
 
 from harness.errors import HarnessError
+
+
+# What a truncated or corrupt .gz/.zip raises while it is read (EOFError: a .gz cut short).
+DAMAGED_ARCHIVE = (EOFError, gzip.BadGzipFile, zlib.error, zipfile.BadZipFile)
+
+
+def damaged(path, exc: BaseException) -> HarnessError:
+    """The error for a compressed file that cannot be read to its end."""
+    detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return HarnessError(f"{path} is truncated or damaged ({detail}); download or copy it again")
+
+
+def check_file(path, what: str = "file") -> Path:
+    """``path`` as a Path if it is a non-empty regular file, else a HarnessError that says what it is."""
+    path = Path(path)
+    if not path.exists():
+        raise HarnessError(f"{path} is missing")
+    if path.is_dir():
+        raise HarnessError(f"{path} is a directory; the competition expects a {what} there")
+    if not path.is_file():
+        raise HarnessError(f"{path} is not a regular {what}")
+    if path.stat().st_size == 0:
+        raise HarnessError(f"{path} is empty")
+    return path
 
 
 def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), **read_kwargs) -> pd.DataFrame:
@@ -15,15 +42,13 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), *
     ones must also be whole numbers; ``optional_numeric`` ones may be blank (NaN) but hold numbers
     otherwise.
     """
-    path = Path(path)
-    if not path.exists():
-        raise HarnessError(f"{path} is missing")
-    if path.stat().st_size == 0:
-        raise HarnessError(f"{path} is empty")
+    path = check_file(path)
     try:
         frame = pd.read_csv(path, **read_kwargs)
     except pd.errors.EmptyDataError:
         raise HarnessError(f"{path} is empty") from None
+    except DAMAGED_ARCHIVE as exc:
+        raise damaged(path, exc) from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise HarnessError(f"{path} could not be parsed: {str(exc).splitlines()[0]}") from None
     if frame.empty:
