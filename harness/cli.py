@@ -1,6 +1,7 @@
 """The `harness` command line: enter competitions, train, predict, explain."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -79,7 +80,7 @@ def _config(competition, config_file, overrides, **shortcuts):
     return apply_overrides(config, [*overrides, *extra])
 
 
-def _with_pretrained(competition, overrides, pretrained, no_pretrained) -> tuple:
+def pretrained_overrides(competition, overrides, pretrained, no_pretrained) -> tuple:
     """--pretrained PATH and --no-pretrained as config overrides."""
     overrides = tuple(overrides)
     if no_pretrained:
@@ -87,7 +88,8 @@ def _with_pretrained(competition, overrides, pretrained, no_pretrained) -> tuple
     if pretrained:
         if not competition.pretrained_key:
             raise HarnessError(f"{competition.name} takes no --pretrained PATH; see its config for pretrained settings")
-        overrides += (f'{competition.pretrained_key}="{pretrained}"',)
+        # A JSON string is a valid TOML basic string, so paths with \\ or " survive the override.
+        overrides += (f"{competition.pretrained_key}={json.dumps(str(pretrained))}",)
     return overrides
 
 
@@ -135,12 +137,14 @@ def data(ctx, name, source, sample, download, force):
         raise HarnessError(f"{dest} already exists; pass --force to replace it")
     from harness.workspace import atomic_dir
 
+    if source:
+        comp.check_raw(Path(source))  # before copying, so that errors name the user's folder
     with atomic_dir(dest) as tmp:
         if sample:
             comp.write_sample(tmp)
+            comp.check_raw(tmp)
         else:
             shutil.copytree(source, tmp, dirs_exist_ok=True)
-        comp.check_raw(tmp)
     click.echo(f"{name}: data ready in {dest}")
 
 
@@ -153,7 +157,8 @@ def data(ctx, name, source, sample, download, force):
 @click.option("--lr", type=float, help="Shortcut for --set train.lr=LR.")
 @click.option("--schedule", type=click.Choice(["one-cycle", "sgdr", "constant"]), help="Shortcut for --set train.schedule=...")
 @pretrained_options
-@click.option("--resume", is_flag=True, help="Continue a killed run from its last checkpoint (the latest run, or --run).")
+@click.option("--resume", is_flag=True, help="Continue a killed or failed run from its last checkpoint (the latest "
+                                             "run, or --run); a finished run is left as it is.")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @data_dir_option
 @device_option
@@ -161,7 +166,6 @@ def data(ctx, name, source, sample, download, force):
 def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, data_dir,
           device):
     """Train a model for competition NAME, score it on validation and write a submission."""
-    from harness import runner
     from harness.runs import Run
 
     comp = _competition(name)
@@ -170,28 +174,41 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     if resume:
         if config_file or overrides or epochs or lr or schedule or pretrained or no_pretrained:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
-        run = Run.find(workspace, name, run_id)
+        run = Run.find(workspace, name, run_id, unfinished=True)
+        if run.finished:
+            click.echo(f"run {run.id} of {name} finished already ({_score_text(run.summary())}); nothing to resume")
+            return
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
-        overrides = _with_pretrained(comp, overrides, pretrained, no_pretrained)
+        overrides = pretrained_overrides(comp, overrides, pretrained, no_pretrained)
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
+    # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
+    from harness import runner
+
     path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)
     summary = run.summary()
-    click.echo(f"run {run.id}: validation {summary['primary_metric']} = {summary['primary_score']:.5f} "
-               f"({summary['train_seconds']:.1f} s on {summary['device']})")
+    click.echo(f"run {run.id}: {_score_text(summary)} ({summary['train_seconds']:.1f} s on {summary['device']})")
     click.echo(f"run folder: {run.dir}")
     if "submission" in summary:
         click.echo(f"submission: {summary['submission']}")
+
+
+def _score_text(summary: dict) -> str:
+    score = summary.get("primary_score")
+    if isinstance(score, (int, float)):
+        return f"validation {summary.get('primary_metric', 'score')} = {score:.5f}"
+    return summary.get("note", "no validation score")
 
 
 @cli.command("lr-find")
 @click.argument("name")
 @config_option
 @set_option
-@click.option("--start-lr", type=float, default=1e-7, show_default=True)
-@click.option("--end-lr", type=float, default=10.0, show_default=True)
+@click.option("--start-lr", type=float, default=1e-7, show_default=True, help="Learning rate of the sweep's first batch.")
+@click.option("--end-lr", type=float, default=10.0, show_default=True,
+              help="Learning rate of its last batch (the sweep stops early once the loss explodes).")
 @click.option("--num-it", type=int, default=100, show_default=True, help="Batches in the sweep.")
 @pretrained_options
 @data_dir_option
@@ -199,12 +216,12 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
 @click.pass_context
 def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrained, no_pretrained, data_dir, device):
     """Sweep the learning rate, plot loss against it (PNG) and suggest a rate."""
-    from harness import runner
-    from harness.train import seed_everything
-
     comp = _competition(name)
     workspace = _workspace(ctx)
-    config = _config(comp, config_file, _with_pretrained(comp, overrides, pretrained, no_pretrained))
+    config = _config(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
+    from harness import runner  # after the config is checked: torch takes seconds to import
+    from harness.train import seed_everything
+
     seed_everything(int(config.get("seed", 0)))
     raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
     learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
@@ -237,27 +254,33 @@ def predict(ctx, name, run_id, data_dir, device):
 @click.argument("name", required=False)
 @click.pass_context
 def runs(ctx, name):
-    """List past runs with their validation scores."""
+    """List past runs with their validation scores (unfinished and failed runs too, marked)."""
     from harness.runs import Run
 
-    base = _workspace(ctx) / "runs"
-    folders = sorted((base / name).glob("*") if name else base.glob("*/*"))
-    rows = [Run(p) for p in folders if p.is_dir()]
+    workspace = _workspace(ctx)
+    if name:
+        _competition(name)  # an unknown name is an error, not "no runs yet"
+    names = [name] if name else sorted(p.name for p in (workspace / "runs").glob("*") if p.is_dir())
+    rows = [run for n in names for run in Run.all(workspace, n)]
     if not rows:
-        click.echo("no runs yet; start one with `harness train NAME`")
+        click.echo(f"no runs{' of ' + name if name else ''} yet in {workspace}; start one with "
+                   f"`harness train {name or 'NAME'}`")
         return
-    click.echo(f"{'competition':<14} {'run':<20} {'metric':<10} {'score':>10} {'epochs':>6} {'seconds':>8}")
+    click.echo(f"{'competition':<14} {'run':<20} {'metric':<10} {'score':>10} {'epochs':>6} {'seconds':>8}  status")
     for run in rows:
-        s = run.summary()
+        s = run.summary() if run.finished else {}
         score = s.get("primary_score")
-        score_text = f"{score:>10.5f}" if isinstance(score, (int, float)) else f"{'(unfinished)':>10}"
+        score_text = f"{score:>10.5f}" if isinstance(score, (int, float)) else f"{'-':>10}"
+        status = run.status()
+        if status == "failed":
+            status += f": {run.failure().get('error', '')}"[:80]
         click.echo(f"{run.competition:<14} {run.id:<20} {s.get('primary_metric', '-'):<10} {score_text} "
-                   f"{s.get('epochs', '-'):>6} {s.get('train_seconds', '-'):>8}")
+                   f"{s.get('epochs', '-'):>6} {s.get('train_seconds', '-'):>8}  {status}")
 
 
 @cli.command("explain")
 @click.argument("name")
-@click.option("--run", "run_id", default="latest", show_default=True)
+@click.option("--run", "run_id", default="latest", show_default=True, help="The trained run to explain.")
 @click.pass_context
 def explain(ctx, name, run_id):
     """Show what a trained model learned (text and a PNG plot in the run folder)."""
@@ -275,7 +298,8 @@ def explain(ctx, name, run_id):
 @click.option("--words", type=int, default=50, show_default=True, help="How many tokens to sample.")
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Below 1: safer; 0: always the likeliest.")
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest tokens (0: all).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Seed of the sampling: the same seed and prompt write the same text.")
 @device_option
 @click.pass_context
 def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device):
@@ -297,8 +321,6 @@ def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device)
 @click.pass_context
 def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, data_dir):
     """Print the model's layers with their parameter shapes and counts."""
-    from harness import runner
-    from harness.model_summary import summarize
     from harness.runs import Run
 
     comp = _competition(name)
@@ -307,9 +329,13 @@ def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, 
         run = Run.find(workspace, name, run_id)
         config, state = run.config(), run.state()
     else:
-        config = _config(comp, config_file, _with_pretrained(comp, overrides, pretrained, no_pretrained))
+        config = _config(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
+        from harness import runner
+
         raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
         state = comp.prepare(raw, config).state
+    from harness.model_summary import summarize
+
     net = comp.build_model(state, config)
     click.echo(summarize(net, comp.layer_groups(net)))
 

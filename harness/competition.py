@@ -3,6 +3,7 @@
 The shared flow (``harness.runner``) calls these in order:
 
     load(data_dir, config)            -> raw data, checked (HarnessError names the file/column)
+    check_inputs(raw, config)         -> checks that need no model (test ids against the sample...)
     prepare(raw, config)              -> Prepared: loaders plus fitted preprocessing state
     build_model(state, config)        -> nn.Module (rebuilt from the saved state at predict time)
     layer_groups(model)               -> parameter groups for differential rates and freezing
@@ -60,11 +61,15 @@ class Competition:
         return load_config(self.config_path)
 
     def check_raw(self, data_dir: Path) -> None:
-        """Raise HarnessError naming the first missing file."""
+        """Raise HarnessError naming the first missing file (or a folder where a file should be)."""
+        from harness.data.files import check_file
+
         for name in self.raw_files:
-            if not (Path(data_dir) / name).exists():
-                raise HarnessError(f"{Path(data_dir) / name} is missing; run `harness data {self.name} --sample` "
+            path = Path(data_dir) / name
+            if not path.exists():
+                raise HarnessError(f"{path} is missing; run `harness data {self.name} --sample` "
                                    f"or `harness data {self.name} --from DIR` with the competition's files")
+            check_file(path)
 
     def write_sample(self, data_dir: Path, seed: int = 0) -> None:
         """Write a small dataset in the competition's own file format (demo and tests)."""
@@ -72,6 +77,11 @@ class Competition:
 
     def load(self, data_dir: Path, config: dict):
         raise NotImplementedError
+
+    def check_inputs(self, raw, config: dict) -> None:
+        """Raise HarnessError for anything that would fail after training but can be seen now (test ids
+        missing from the sample submission, unknown ids with ``data.unknown_ids = "error"``), so a
+        doomed run never starts."""
 
     # -------------------------------------------------------------- model and training
     def prepare(self, raw, config: dict) -> Prepared:
@@ -99,6 +109,7 @@ class Competition:
         learn.fit(
             t["epochs"], t["lr"], schedule=t.get("schedule", "one-cycle"),
             pct_start=t.get("pct_start", 0.25), cycle_len=t.get("cycle_len", 1), cycle_mult=t.get("cycle_mult", 1),
+            **({"moms": tuple(t["moms"])} if "moms" in t else {}),  # else the Learner's default
         )
 
     def predict(self, learn, state: dict, raw, config: dict) -> Predictions | None:

@@ -1,6 +1,7 @@
 """The shared flow from raw files to a trained run and a submission, for any competition."""
 from __future__ import annotations
 
+import math
 import platform
 import time
 from pathlib import Path
@@ -45,46 +46,81 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
 
 def train(competition: Competition, config: dict, data_dir: Path, workspace: Path, device=None,
           resume: Run | None = None, callbacks=(), echo=True, progress=None) -> Run:
-    """Train one run end to end: preprocess, fit (with checkpoints), score, predict the test set."""
+    """Train one run end to end: preprocess, fit (with checkpoints), score, predict the test set.
+
+    The run is built in ``<id>.partial/`` and renamed when complete; if anything raises, the folder is
+    marked failed (``failed.json``) and keeps its checkpoints, so ``--resume`` can finish it.
+    """
     started = time.time()
+    if resume is not None:
+        check_resumable(resume)
     seed_everything(int(config.get("seed", 0)))
     raw = competition.load(data_dir, config)
+    competition.check_inputs(raw, config)  # what can fail without a model fails before training
     prepared = competition.prepare(raw, config)
     # The model is built before the run folder exists, so a bad config leaves nothing behind.
     learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
-    run = resume or Run.create(workspace, competition.name)
+    run = resume or Run.create(workspace, competition.name, partial=True)
+    try:
+        finish_run(competition, config, raw, prepared, learn, run, data_dir, workspace, started, resumed=resume is not None)
+    except BaseException as exc:
+        if not run.finished:
+            run.mark_failed(exc)
+        raise
+    run.learner = learn
+    return run
+
+
+def check_resumable(run: Run) -> None:
+    if run.finished:
+        raise HarnessError(f"run {run.id} of {run.competition} finished already; nothing to resume")
+    if not run.checkpoint.is_file():
+        raise HarnessError(f"run {run.id} of {run.competition} cannot be resumed: {run.checkpoint} is missing "
+                           f"(the run stopped before its first epoch ended, or the file was removed); "
+                           f"start a new run with `harness train {run.competition}`")
+
+
+def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, data_dir, workspace, started,
+               resumed: bool) -> None:
+    """Everything after the run folder exists: fit (or continue), score, predict, summary, rename."""
     run.save_config(config)
     run.save_state(prepared.state)
     learn.add_callbacks([Checkpoint(run.path("checkpoints"))])
     learn.prepared, learn.run = prepared, run
-    if resume is not None:
-        if not run.checkpoint.exists():
-            raise HarnessError(f"{run.checkpoint} does not exist; the run stopped before its first epoch ended")
-        learn.resume_from(run.checkpoint)
+    if resumed:
+        try:
+            learn.resume_from(run.checkpoint)
+        except Exception as exc:  # torch raises several kinds for a cut or foreign file
+            raise run.damaged("checkpoints/last.pt", f"cannot be read ({str(exc).splitlines()[0][:200]})") from None
     competition.train(learn, config)
+    if learn.valid_dl is not None and math.isnan(learn.valid_loss):
+        # A run resumed after its last epoch's checkpoint trains no more; score the restored model.
+        learn.validate()
     learn.save_model(run.path("model.pt"))
     history = save_history(learn, run, title=f"{competition.name} {run.id}")
     if learn.valid_preds is not None:
         run.save_array("valid_preds.npy", learn.valid_preds.numpy())
         run.save_array("valid_targets.npy", learn.valid_targets.numpy())
+    primary = learn.primary_score
     summary = {
         "competition": competition.name, "run": run.id, "config_hash": config_hash(config),
         "valid_loss": learn.valid_loss, "metrics": learn.metrics,
         "primary_metric": learn.primary_metric.name if learn.primary_metric else "valid_loss",
-        "primary_score": learn.primary_score,
+        "primary_score": None if primary is None or math.isnan(primary) else primary,
         "direction": learn.primary_metric.direction if learn.primary_metric else "minimize",
         "epochs": len(history), "device": str(learn.device), "torch": torch.__version__,
         "machine": platform.node(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "train_seconds": round(time.time() - started, 2),
     }
+    if learn.valid_dl is None:
+        summary["note"] = "no validation split; the run has no validation score"
     predictions = competition.predict(learn, prepared.state, raw, config)
     if predictions is not None:
         save_predictions(run, competition, predictions, raw)
-        summary["submission"] = str(run.path("submission.csv"))
+        summary["submission"] = str(run.final_dir / "submission.csv")
     run.save_summary(summary)
+    run.finish()
     record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
-    run.learner = learn
-    return run
 
 
 def save_history(learn: Learner, run: Run, title: str, prefix: str = "") -> list[dict]:
@@ -110,9 +146,12 @@ def load_learner(competition: Competition, run: Run, device=None) -> Learner:
     learn = Learner(model, None, None, competition.loss_fn(config), competition.metrics(config),
                     layer_groups=competition.layer_groups(model), device=device)
     weights = run.path("model.pt")
-    if not weights.exists():
+    if not weights.is_file():
         raise HarnessError(f"{weights} is missing; the run did not finish (resume it with --resume)")
-    learn.load_model(weights)
+    try:
+        learn.load_model(weights)
+    except Exception as exc:  # a cut file, another model's weights, not a torch file at all
+        raise run.damaged("model.pt", f"cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
     return learn
 
 

@@ -1,5 +1,10 @@
 """Run folders: everything one training run leaves behind, under <workspace>/runs/<competition>/<id>/.
 
+A run is built in ``<id>.partial/`` and renamed to ``<id>/`` only when it is complete, so a folder
+without the suffix always holds a finished run. A run that raised keeps its ``.partial`` folder with
+``failed.json`` (the error), and can be resumed from its last checkpoint; ``--run latest`` never
+picks an unfinished run.
+
     config.toml         the exact config used
     preprocessing.json  fitted preprocessing state (reapplied at predict time)
     model.pt            final weights             checkpoints/last.pt, best.pt
@@ -20,6 +25,9 @@ from harness.config import dump_config, load_config
 from harness.errors import HarnessError
 from harness.workspace import atomic_path, write_json, write_text
 
+PARTIAL = ".partial"  # the suffix of a run folder still being built
+FAILED_FILE = "failed.json"
+
 
 @dataclass
 class Run:
@@ -27,7 +35,46 @@ class Run:
 
     @property
     def id(self) -> str:
-        return self.dir.name
+        return self.dir.name.removesuffix(PARTIAL)
+
+    @property
+    def finished(self) -> bool:
+        return not self.dir.name.endswith(PARTIAL)
+
+    @property
+    def final_dir(self) -> Path:
+        """Where the run's folder will be once it is complete."""
+        return self.dir.parent / self.id
+
+    def status(self) -> str:
+        """finished, failed (it raised: failed.json says why) or unfinished (killed, or still running)."""
+        if self.finished:
+            return "finished"
+        return "failed" if self.path(FAILED_FILE).exists() else "unfinished"
+
+    def failure(self) -> dict:
+        path = self.path(FAILED_FILE)
+        try:
+            return json.loads(path.read_text()) if path.exists() else {}
+        except (OSError, ValueError):
+            return {"error": f"{path} is unreadable"}
+
+    def mark_failed(self, error: BaseException) -> None:
+        """Record why the run stopped; the folder stays ``.partial`` so that it can be resumed."""
+        message = str(error).splitlines()[0] if str(error) else ""
+        write_json(self.path(FAILED_FILE), {"error": message, "type": type(error).__name__,
+                                            "time": time.strftime("%Y-%m-%d %H:%M:%S")})
+
+    def finish(self) -> None:
+        """Rename ``<id>.partial`` to ``<id>``: from now on the run counts as complete."""
+        if self.finished:
+            return
+        failed = self.path(FAILED_FILE)
+        if failed.exists():
+            failed.unlink()  # a resumed run that finished is no longer failed
+        final = self.final_dir
+        self.dir.rename(final)
+        self.dir = final
 
     @property
     def competition(self) -> str:
@@ -39,16 +86,17 @@ class Run:
         return Path(workspace) / "runs" / competition
 
     @classmethod
-    def at(cls, workspace: Path, competition: str, run_id: str) -> "Run":
-        return cls(cls.folder(workspace, competition) / str(run_id))
-
-    @classmethod
-    def create(cls, workspace: Path, competition: str) -> "Run":
+    def create(cls, workspace: Path, competition: str, partial: bool = False) -> "Run":
+        """A new, empty run folder named by the time; ``partial=True`` builds it as ``<id>.partial``
+        (training does, and calls ``finish`` at the end)."""
         base = cls.folder(workspace, competition)
         base.mkdir(parents=True, exist_ok=True)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         for i in range(1000):
-            path = base / (stamp if i == 0 else f"{stamp}-{i}")
+            run_id = stamp if i == 0 else f"{stamp}-{i}"
+            if (base / run_id).exists() or (base / f"{run_id}{PARTIAL}").exists():
+                continue
+            path = base / (run_id + (PARTIAL if partial else ""))
             try:
                 path.mkdir()
                 return cls(path)
@@ -57,17 +105,38 @@ class Run:
         raise HarnessError(f"could not create a run folder under {base}")
 
     @classmethod
-    def find(cls, workspace: Path, competition: str, run_id: str | None = "latest") -> "Run":
+    def all(cls, workspace: Path, competition: str) -> list["Run"]:
+        """Every run of ``competition``, finished or not, oldest first."""
         base = cls.folder(workspace, competition)
-        runs = sorted(p for p in base.glob("*") if p.is_dir()) if base.exists() else []
-        if not runs:
-            raise HarnessError(f"no runs of {competition} in {base}; train one with `harness train {competition}`")
+        folders = [p for p in base.glob("*") if p.is_dir() and not p.name.startswith(".")] if base.exists() else []
+        return sorted((cls(p) for p in folders), key=lambda run: run.id)
+
+    @classmethod
+    def find(cls, workspace: Path, competition: str, run_id: str | None = "latest",
+             unfinished: bool = False) -> "Run":
+        """The run ``run_id`` (finished or not), or the latest finished one; with ``unfinished=True``
+        "latest" is the latest run of any status (what --resume continues)."""
+        base = cls.folder(workspace, competition)
+        runs = cls.all(workspace, competition)
         if run_id in (None, "latest"):
-            return cls(runs[-1])
-        path = base / run_id
-        if not path.is_dir():
-            raise HarnessError(f"no run {run_id!r} of {competition} in {base}; `harness runs {competition}` lists them")
-        return cls(path)
+            candidates = runs if unfinished else [r for r in runs if r.finished]
+            if not candidates:
+                hint = (f" ({len(runs)} unfinished: resume one with `harness train {competition} --resume`)"
+                        if runs else "")
+                raise HarnessError(f"no finished runs of {competition} in {base}{hint}; "
+                                   f"train one with `harness train {competition}`")
+            return candidates[-1]
+        for path in (base / run_id, base / f"{run_id}{PARTIAL}"):
+            if path.is_dir():
+                return cls(path)
+        raise HarnessError(f"no run {run_id!r} of {competition} in {base}; `harness runs {competition}` lists them")
+
+    @classmethod
+    def at(cls, workspace: Path, competition: str, run_id: str) -> "Run":
+        """The run ``run_id`` wherever it is (finished or ``.partial``); need not exist yet."""
+        path = cls.folder(workspace, competition) / str(run_id)
+        partial = path.with_name(path.name + PARTIAL)
+        return cls(partial if partial.is_dir() and not path.is_dir() else path)
 
     # ------------------------------------------------------------ reading and writing
     def path(self, name: str) -> Path:
@@ -76,24 +145,45 @@ class Run:
     def save_config(self, config: dict) -> None:
         write_text(self.path("config.toml"), dump_config(config))
 
+    def damaged(self, name: str, detail) -> HarnessError:
+        """The error for a run file that exists but cannot be read."""
+        return HarnessError(f"run {self.id} of {self.competition} is damaged: {self.path(name)} {detail}; "
+                            f"train a new run with `harness train {self.competition}`")
+
     def config(self) -> dict:
-        return load_config(self.path("config.toml"))
+        path = self.path("config.toml")
+        if not path.is_file():
+            raise HarnessError(f"{path} is missing; run {self.id} is not a complete run folder")
+        try:
+            return load_config(path)
+        except HarnessError as exc:
+            raise self.damaged("config.toml", "is not a valid config") from exc
 
     def save_state(self, state: dict) -> None:
         write_json(self.path("preprocessing.json"), state)
 
     def state(self) -> dict:
         path = self.path("preprocessing.json")
-        if not path.exists():
+        if not path.is_file():
             raise HarnessError(f"{path} is missing; the run did not finish preprocessing, train again")
-        return json.loads(path.read_text())
+        try:
+            state = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise self.damaged("preprocessing.json", f"is not valid JSON ({str(exc).splitlines()[0]})") from None
+        if not isinstance(state, dict):
+            raise self.damaged("preprocessing.json", "does not hold a JSON object")
+        return state
 
     def save_summary(self, summary: dict) -> None:
         write_json(self.path("summary.json"), summary)
 
     def summary(self) -> dict:
         path = self.path("summary.json")
-        return json.loads(path.read_text()) if path.exists() else {}
+        try:
+            summary = json.loads(path.read_text()) if path.is_file() else {}
+        except (OSError, UnicodeDecodeError, ValueError):
+            return {}  # listed as unfinished; the files it describes are checked where they are read
+        return summary if isinstance(summary, dict) else {}
 
     def save_array(self, name: str, array) -> None:
         with atomic_path(self.path(name)) as tmp:
@@ -101,7 +191,13 @@ class Run:
                 np.save(f, np.asarray(array))
 
     def array(self, name: str) -> np.ndarray:
-        return np.load(self.path(name))
+        path = self.path(name)
+        if not path.is_file():
+            raise HarnessError(f"{path} is missing; run {self.id} did not save it")
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:
+            raise self.damaged(name, f"cannot be read ({str(exc).splitlines()[0]})") from None
 
     @property
     def checkpoint(self) -> Path:

@@ -1,0 +1,158 @@
+"""Run folders: built as <id>.partial and renamed when complete, failed runs marked, resume finishes
+whatever is left, finished runs are never changed, damaged run files are named."""
+import json
+
+import pandas as pd
+import pytest
+
+from harness.runs import Run
+from plugins.movielens import MovieLens
+
+
+@pytest.fixture
+def data(cli_run, tmp_path_factory):
+    path = tmp_path_factory.mktemp("ml")
+    MovieLens().write_sample(path)
+    cli_run("data", "movielens", "--from", path)
+    return path
+
+
+def runs_of(workspace):
+    return Run.all(workspace, "movielens")
+
+
+def fail_once_in_predict(monkeypatch, error=RuntimeError("disk on fire")):
+    """Make MovieLens.predict raise once: a run killed after its last checkpoint, before it finished."""
+    original = MovieLens.predict
+    calls = []
+
+    def predict(self, *args, **kwargs):
+        if not calls:
+            calls.append(1)
+            raise error
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(MovieLens, "predict", predict)
+
+
+def test_resuming_a_finished_run_says_so_and_changes_nothing(cli_run, workspace, data):
+    cli_run("train", "movielens", "--epochs", "2")
+    (run,) = runs_of(workspace)
+    before = {p.name: p.read_bytes() for p in run.dir.rglob("*") if p.is_file()}
+    out = cli_run("train", "movielens", "--resume").output
+    assert "finished already" in out and "validation rmse" in out
+    after = {p.name: p.read_bytes() for p in run.dir.rglob("*") if p.is_file()}
+    assert after == before
+    assert run.summary()["primary_score"] is not None
+
+
+def test_run_that_fails_after_its_last_epoch_is_marked_failed_and_resume_finishes_it(
+        cli_run, workspace, data, monkeypatch):
+    fail_once_in_predict(monkeypatch)
+    with pytest.raises(RuntimeError):
+        cli_run("train", "movielens", "--epochs", "2", expect=None)
+    (run,) = runs_of(workspace)
+    assert run.status() == "failed" and run.dir.name.endswith(".partial")
+    assert run.failure()["error"] == "disk on fire"
+    listing = cli_run("runs", "movielens").output
+    assert "failed: disk on fire" in listing
+    # --run latest never picks an unfinished run
+    assert "no finished runs" in cli_run("predict", "movielens", expect=2).output
+
+    out = cli_run("train", "movielens", "--resume").output
+    assert "resuming" in out and "validation rmse" in out
+    (run,) = runs_of(workspace)
+    assert run.status() == "finished" and not (run.dir / "failed.json").exists()
+    summary = run.summary()
+    assert isinstance(summary["primary_score"], float) and summary["epochs"] == 2
+    assert len(pd.read_csv(run.path("history.csv"))) == 2  # no epoch trained twice
+    assert run.path("submission.csv").exists() and run.path("valid_preds.npy").exists()
+    assert summary["submission"] == str(run.path("submission.csv"))
+
+
+def test_resumed_run_scores_like_the_uninterrupted_one(cli_run, workspace, data, monkeypatch):
+    cli_run("train", "movielens", "--epochs", "2")
+    fail_once_in_predict(monkeypatch)
+    with pytest.raises(RuntimeError):
+        cli_run("train", "movielens", "--epochs", "2", expect=None)
+    cli_run("train", "movielens", "--resume")
+    full, resumed = runs_of(workspace)
+    assert resumed.summary()["primary_score"] == pytest.approx(full.summary()["primary_score"], rel=1e-6)
+    assert resumed.path("submission.csv").read_text() == full.path("submission.csv").read_text()
+
+
+def test_resume_without_a_checkpoint_says_the_file_is_missing(cli_run, workspace, data, monkeypatch):
+    fail_once_in_predict(monkeypatch)
+    with pytest.raises(RuntimeError):
+        cli_run("train", "movielens", "--epochs", "1", expect=None)
+    (run,) = runs_of(workspace)
+    for f in run.path("checkpoints").iterdir():
+        f.unlink()
+    run.path("checkpoints").rmdir()
+    out = cli_run("train", "movielens", "--resume", expect=2).output
+    assert "last.pt is missing" in out and "cannot be resumed" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("file, content", [
+    ("preprocessing.json", b'{"users": [1, 2'),
+    ("model.pt", b"not a torch file"),
+    ("config.toml", b"seed = = 3"),
+])
+def test_damaged_run_file_is_named(cli_run, workspace, data, file, content):
+    cli_run("train", "movielens", "--epochs", "1")
+    (run,) = runs_of(workspace)
+    run.path(file).write_bytes(content)
+    out = cli_run("predict", "movielens", expect=2).output
+    assert f"run {run.id} of movielens is damaged" in out and file in out
+    assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+
+
+def test_damaged_checkpoint_is_named_on_resume(cli_run, workspace, data, monkeypatch):
+    fail_once_in_predict(monkeypatch)
+    with pytest.raises(RuntimeError):
+        cli_run("train", "movielens", "--epochs", "1", expect=None)
+    (run,) = runs_of(workspace)
+    run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:100])  # cut short
+    out = cli_run("train", "movielens", "--resume", expect=2).output
+    assert "is damaged" in out and "last.pt" in out and "Traceback" not in out
+
+
+def test_runs_of_an_unknown_competition_is_an_error(cli_run):
+    out = cli_run("runs", "nope", expect=2).output
+    assert "unknown competition 'nope'" in out
+
+
+def test_runs_with_none_yet_names_the_competition(cli_run):
+    assert "no runs of movielens yet" in cli_run("runs", "movielens").output
+
+
+def test_data_from_folder_errors_name_the_users_folder(cli_run, tmp_path):
+    from plugins.rossmann import Rossmann
+
+    source = tmp_path / "mine"
+    Rossmann().write_sample(source)
+    (source / "store.csv").unlink()
+    (source / "store.csv").mkdir()  # a directory where a file should be
+    out = cli_run("data", "rossmann", "--from", source, expect=2).output
+    assert f"{source / 'store.csv'} is a directory" in out and ".rossmann." not in out
+
+
+@pytest.mark.parametrize("path", ['C:\\models\\wt103', 'my "best" lm'])
+def test_pretrained_paths_with_backslashes_and_quotes_survive(cli_run, tmp_path, path):
+    from harness.cli import pretrained_overrides
+    from harness.config import apply_overrides
+    from harness.plugins import get_competition
+
+    imdb = get_competition("imdb")
+    config = apply_overrides(imdb.default_config(), pretrained_overrides(imdb, (), path, False))
+    node = config
+    for part in imdb.pretrained_key.split("."):
+        node = node[part]
+    assert node == path
+
+
+def test_summary_json_is_written_before_the_rename(cli_run, workspace, data):
+    cli_run("train", "movielens", "--epochs", "1")
+    (run,) = runs_of(workspace)
+    summary = json.loads(run.path("summary.json").read_text())
+    assert summary["run"] == run.id and summary["submission"].startswith(str(run.dir))
