@@ -2,7 +2,6 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 HARNESS := $(VENV)/bin/harness
-DEMO := --workspace harness-work/demo
 
 .PHONY: demo test test-all venv clean
 
@@ -16,10 +15,10 @@ venv: $(VENV)/.installed
 
 # MovieLens end to end on bundled sample data: no network, no Kaggle account.
 demo: venv
-	$(HARNESS) $(DEMO) data movielens --sample --force
-	$(HARNESS) $(DEMO) train movielens
-	$(HARNESS) $(DEMO) explain movielens
-	$(HARNESS) $(DEMO) runs movielens
+	$(HARNESS) data movielens --sample --force
+	$(HARNESS) train movielens
+	$(HARNESS) explain movielens
+	$(HARNESS) runs movielens
 
 test: venv
 	$(PY) -m pytest -q
