@@ -272,7 +272,7 @@ def runs(ctx, name):
         score = s.get("primary_score")
         score_text = f"{score:>10.5f}" if isinstance(score, (int, float)) else f"{'-':>10}"
         status = run.status()
-        if status == "failed":
+        if status != "finished" and run.failure():
             status += f": {run.failure().get('error', '')}"[:80]
         click.echo(f"{run.competition:<14} {run.id:<20} {s.get('primary_metric', '-'):<10} {score_text} "
                    f"{s.get('epochs', '-'):>6} {s.get('train_seconds', '-'):>8}  {status}")

@@ -27,6 +27,8 @@ from harness.workspace import atomic_path, write_json, write_text
 
 PARTIAL = ".partial"  # the suffix of a run folder still being built
 FAILED_FILE = "failed.json"
+# Exceptions that stop a run on purpose rather than by a fault, by class name (no optuna import here).
+STOPPED_BY = {"KeyboardInterrupt": "interrupted", "TrialPruned": "pruned"}
 
 
 @dataclass
@@ -47,10 +49,13 @@ class Run:
         return self.dir.parent / self.id
 
     def status(self) -> str:
-        """finished, failed (it raised: failed.json says why) or unfinished (killed, or still running)."""
+        """finished; failed (it raised: failed.json says why), interrupted (Ctrl-C) or pruned (a tuning
+        trial stopped early); or unfinished (killed, or still running)."""
         if self.finished:
             return "finished"
-        return "failed" if self.path(FAILED_FILE).exists() else "unfinished"
+        if not self.path(FAILED_FILE).exists():
+            return "unfinished"
+        return STOPPED_BY.get(self.failure().get("type"), "failed")
 
     def failure(self) -> dict:
         path = self.path(FAILED_FILE)
