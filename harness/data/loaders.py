@@ -10,21 +10,47 @@ import math
 
 import torch
 
+from harness.errors import HarnessError
+
+
+def check_batch_size(n_rows: int, batch_size: int, key: str = "train.batch_size") -> None:
+    """A training batch size must fit the training data (any training loader calls this)."""
+    if batch_size > n_rows:
+        raise HarnessError(f"{key} = {batch_size} is larger than the {n_rows} training rows; lower it")
+
+
+def n_batches(n_rows: int, batch_size: int, drop_last: bool = False, drop_last_single: bool = False) -> int:
+    """Batches per epoch. ``drop_last_single`` drops a last batch of one sample only: BatchNorm
+    cannot train on a single sample, and one sample less per epoch costs nothing."""
+    if drop_last:
+        return n_rows // batch_size
+    n = math.ceil(n_rows / batch_size)
+    if drop_last_single and batch_size > 1 and n > 1 and n_rows % batch_size == 1:
+        n -= 1
+    return n
+
 
 class TensorLoader:
     """Iterate ``(inputs, target)`` batches over aligned tensors.
 
     ``inputs`` is a tensor or a tuple of tensors (passed to the model as positional arguments);
     ``target`` is a tensor or None (for test-time prediction).
+
+    A training loader (``drop_last_single``, by default when ``shuffle``) drops a last batch of one
+    sample and refuses a batch size larger than its rows (HarnessError naming ``train.batch_size``).
     """
 
-    def __init__(self, inputs, target=None, batch_size=64, shuffle=False, drop_last=False, seed=0, device=None):
+    def __init__(self, inputs, target=None, batch_size=64, shuffle=False, drop_last=False, seed=0, device=None,
+                 drop_last_single: bool | None = None):
         self.single = isinstance(inputs, torch.Tensor)
         inputs = (inputs,) if self.single else tuple(inputs)
         n = len(inputs[0])
         for t in inputs + ((target,) if target is not None else ()):
             if len(t) != n:
                 raise ValueError(f"all tensors must have {n} rows; got one with {len(t)}")
+        self.drop_last_single = shuffle if drop_last_single is None else drop_last_single
+        if self.drop_last_single:
+            check_batch_size(n, batch_size)
         if device is not None:
             inputs = tuple(t.to(device) for t in inputs)
             target = target.to(device) if target is not None else None
@@ -34,8 +60,7 @@ class TensorLoader:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self):
-        n = len(self.inputs[0])
-        return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
+        return n_batches(self.n_rows, self.batch_size, self.drop_last, self.drop_last_single)
 
     @property
     def n_rows(self) -> int:

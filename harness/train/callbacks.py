@@ -3,15 +3,20 @@
 A callback overrides any of the event methods below; each receives the Learner, whose attributes
 (``epoch``, ``xb``, ``yb``, ``pred``, ``loss``, ``valid_loss``, ``metrics``...) it may read, and in
 ``after_loss`` may replace ``learn.loss`` (regularisers do). Callbacks run in ascending ``order``.
+
+A callback whose state must survive a resume (a best score, a patience count) defines
+``state_dict()`` and ``load_state_dict(state)``: the state (numbers, strings, lists, dicts only, so
+checkpoints load with ``weights_only=True``) is saved in every checkpoint under the class's name.
 """
 from __future__ import annotations
 
 import math
-import sys
 import time
 from pathlib import Path
 
-import click
+import torch
+
+from harness.progress import echo, progress_bar
 
 EVENTS = (
     "before_fit", "before_epoch", "before_batch", "after_loss", "after_step", "after_batch",
@@ -40,8 +45,20 @@ class Callback:
     def after_fit(self, learn): pass
 
 
+def improved(learn, score: float, best: float | None) -> bool:
+    """Whether ``score`` beats ``best`` on the primary metric (the validation loss if there is none)."""
+    if best is None:
+        return True
+    metric = learn.primary_metric
+    return metric.better(score, best) if metric is not None else score < best
+
+
 class Recorder(Callback):
-    """Per-epoch history (train loss, valid loss, metrics, time), printed as a table as it grows."""
+    """Per-epoch history (train loss, valid loss, metrics, time), printed as a table as it grows.
+
+    ``epoch`` counts from 1 within each fit (``stage``), as the progress bar and the loss plot do;
+    ``learn.epoch`` and checkpoints count from 0.
+    """
 
     order = 10
 
@@ -49,6 +66,7 @@ class Recorder(Callback):
         self.echo = echo
         self.history: list[dict] = []
         self.batch_losses: list[float] = []
+        self.epoch_batches: list[int] = []  # batches per history row, to place batch losses in the plot
         self._printed_header = False
 
     def before_epoch(self, learn):
@@ -62,28 +80,39 @@ class Recorder(Callback):
         self.batch_losses.append(loss)
 
     def after_epoch(self, learn):
-        row = {"stage": learn.fit_index, "epoch": learn.epoch,
+        row = {"stage": learn.fit_index, "epoch": learn.epoch + 1,
                "train_loss": self._loss_sum / max(self._n, 1), "valid_loss": learn.valid_loss}
         row.update(learn.metrics)
         row["time_s"] = time.perf_counter() - self._start
         self.history.append(row)
+        self.epoch_batches.append(self._n)
         if self.echo:
             self._print(row)
 
     def _print(self, row):
         cols = list(row)
         if not self._printed_header:
-            click.echo("  ".join(f"{c:>12}" for c in cols))
+            echo("  ".join(f"{c:>12}" for c in cols))
             self._printed_header = True
         cells = []
         for c in cols:
             v = row[c]
             cells.append(f"{v:>12.5f}" if isinstance(v, float) else f"{v!s:>12}")
-        click.echo("  ".join(cells))
+        echo("  ".join(cells))  # through the bar's own write, so no half-drawn bar is left in the table
+
+    def state_dict(self) -> dict:
+        # the history itself is saved beside (checkpoint["history"]); a tensor keeps long runs small
+        return {"batch_losses": torch.tensor(self.batch_losses, dtype=torch.float32),
+                "epoch_batches": list(self.epoch_batches)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.batch_losses = state["batch_losses"].tolist()
+        self.epoch_batches = [int(n) for n in state["epoch_batches"]]
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch with a live, smoothed training loss."""
+    """A bar per epoch with a live, smoothed training loss; by default only on a terminal
+    (``disable=None``), so a log gets no ``\\r`` frames. ``disable=True``/``False`` forces it."""
 
     order = 20
 
@@ -92,10 +121,8 @@ class ProgressBar(Callback):
         self.bar = None
 
     def before_epoch(self, learn):
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=len(learn.train_dl), desc=f"epoch {learn.epoch + 1}/{learn.n_epochs}",
-                        leave=False, disable=self.disable, file=sys.stderr, mininterval=0.5)
+        self.bar = progress_bar(total=len(learn.train_dl), desc=f"epoch {learn.epoch + 1}/{learn.n_epochs}",
+                                unit="batch", disable=self.disable)
         self._smooth, self._last = None, 0.0
 
     def after_batch(self, learn):
@@ -132,25 +159,43 @@ class Penalty(Callback):
 
 
 class EarlyStopping(Callback):
-    """Stop when the primary metric has not improved for ``patience`` epochs."""
+    """Stop a fit when the primary metric has not improved for ``patience`` of its epochs.
 
-    order = 40  # after the checkpoint of the epoch is written
+    The epoch's score is counted before the checkpoint is written (so a resumed run counts as an
+    uninterrupted one) and the fit stops at the start of the next epoch, after the checkpoint.
+    """
+
+    order = 15  # after the Recorder's row, before the Checkpoint and the next epoch's bar
 
     def __init__(self, patience=3):
         self.patience = patience
-        self.best, self.wait = None, 0
+        self.best, self.wait, self.stop = None, 0, False
 
     def after_epoch(self, learn):
         score = learn.primary_score
         if score is None or math.isnan(score):
             return
-        if self.best is None or learn.primary_metric.better(score, self.best):
-            self.best, self.wait = score, 0
+        if improved(learn, score, self.best):
+            self.best, self.wait = float(score), 0
         else:
             self.wait += 1
-            if self.wait >= self.patience:
-                click.echo(f"early stopping: no improvement for {self.patience} epochs", err=True)
-                raise CancelFit()
+            self.stop = self.wait >= self.patience
+
+    def before_epoch(self, learn):
+        if self.stop:
+            echo(f"early stopping: no improvement for {self.patience} epochs", err=True)
+            raise CancelFit()
+
+    def after_fit(self, learn):
+        # A stop ends this fit only; the next fit (a later stage) gets its full patience, and must
+        # still beat the best score so far to count as an improvement.
+        self.wait, self.stop = 0, False
+
+    def state_dict(self) -> dict:
+        return {"best": self.best, "wait": self.wait, "stop": self.stop}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best, self.wait, self.stop = state["best"], int(state["wait"]), bool(state["stop"])
 
 
 class Checkpoint(Callback):
@@ -163,9 +208,16 @@ class Checkpoint(Callback):
         self.best = None
 
     def after_epoch(self, learn):
-        learn.save_checkpoint(self.folder / "last.pt")
+        # best first, so that last.pt holds the best score including this epoch's
         score = learn.primary_score
         if score is not None and not math.isnan(score):
-            if self.best is None or learn.primary_metric.better(score, self.best):
-                self.best = score
+            if improved(learn, score, self.best):
+                self.best = float(score)
                 learn.save_model(self.folder / "best.pt")
+        learn.save_checkpoint(self.folder / "last.pt")
+
+    def state_dict(self) -> dict:
+        return {"best": self.best}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.best = state["best"]

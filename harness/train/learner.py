@@ -18,7 +18,7 @@ from torch import nn
 from harness.device import pick_device
 from harness.metrics import Metric
 from harness.train.callbacks import EVENTS, CancelFit, Callback, Recorder
-from harness.train.schedules import SCHEDULES, make_scheduler, sgdr_epochs
+from harness.train.schedules import DEFAULT_MOMS, SCHEDULES, make_scheduler, sgdr_epochs
 from harness.workspace import torch_save
 
 
@@ -91,6 +91,8 @@ class Learner:
         self.keep_valid_preds = keep_valid_preds
         groups = [list(g) for g in (layer_groups or _default_layer_groups(self.model))]
         self.layer_groups = groups
+        # The configured betas: one-cycle cycles beta1 during a fit, and every fit ends by restoring these.
+        self.betas = (float(betas[0]), float(betas[1]))
         self.opt = torch.optim.AdamW(
             [{"params": g} for g in groups], lr=1e-3, weight_decay=wd, betas=betas,
         )
@@ -196,11 +198,13 @@ class Learner:
 
     def fit(self, epochs: int, lr=1e-3, schedule: str = "constant", pct_start: float = 0.25,
             div_factor: float = 25.0, final_div_factor: float = 1e4, cycle_len: int = 1,
-            cycle_mult: int = 1) -> list[dict]:
+            cycle_mult: int = 1, moms=DEFAULT_MOMS) -> list[dict]:
         """Train for ``epochs`` epochs. ``lr`` is a float, a list (one per layer group) or a slice.
 
         With ``schedule="sgdr"``, ``epochs`` counts cycles: the fit lasts
-        ``cycle_len * (1 + cycle_mult + cycle_mult**2 + ...)`` epochs.
+        ``cycle_len * (1 + cycle_mult + cycle_mult**2 + ...)`` epochs. One-cycle moves Adam's beta1
+        through ``moms`` (start, at the peak rate, end); however the fit ends, the optimizer gets the
+        betas the Learner was configured with back, so the next fit starts from them.
         """
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
@@ -214,35 +218,44 @@ class Learner:
         for group, group_lr in zip(self.opt.param_groups, lrs):
             group["lr"] = group_lr
             group.pop("initial_lr", None)
-        self.scheduler = make_scheduler(
-            schedule, self.opt, n_epochs, len(self.train_dl), lrs, pct_start=pct_start,
-            div_factor=div_factor, final_div_factor=final_div_factor, cycle_len=cycle_len, cycle_mult=cycle_mult,
-        )
-        start_epoch = 0
-        if resume is not None and resume["fit_index"] == self.fit_index:
-            start_epoch = self._load_training_state(resume) + 1
-            self.resume_state = None
-        start_history = len(self.history)
+        self.restore_betas()
         try:
-            self._event("before_fit")
-            for epoch in range(start_epoch, n_epochs):
-                self.epoch = epoch
-                self.model.train()
-                self._event("before_epoch")
-                for xb, yb in self.train_dl:
-                    self.train_step(xb, yb)
-                    self._event("after_batch")
-                self.validate()
-                self._event("after_epoch")
-        except CancelFit:
-            pass
+            self.scheduler = make_scheduler(
+                schedule, self.opt, n_epochs, len(self.train_dl), lrs, pct_start=pct_start, div_factor=div_factor,
+                final_div_factor=final_div_factor, cycle_len=cycle_len, cycle_mult=cycle_mult, moms=moms,
+            )
+            start_epoch = 0
+            if resume is not None and resume["fit_index"] == self.fit_index:
+                start_epoch = self._load_training_state(resume) + 1
+                self.resume_state = None
+            start_history = len(self.history)
+            try:
+                self._event("before_fit")
+                for epoch in range(start_epoch, n_epochs):
+                    self.epoch = epoch
+                    self.model.train()
+                    self._event("before_epoch")
+                    for xb, yb in self.train_dl:
+                        self.train_step(xb, yb)
+                        self._event("after_batch")
+                    self.validate()
+                    self._event("after_epoch")
+            except CancelFit:
+                pass
+            finally:
+                self._event("after_fit")
         finally:
-            self._event("after_fit")
             self.scheduler = None
+            self.restore_betas()
         return self.history[start_history:]
 
-    def fit_one_cycle(self, epochs: int, lr=1e-3, **kwargs):
-        return self.fit(epochs, lr, schedule="one-cycle", **kwargs)
+    def restore_betas(self) -> None:
+        """Put the configured betas back into every parameter group (one-cycle moves beta1)."""
+        for group in self.opt.param_groups:
+            group["betas"] = self.betas
+
+    def fit_one_cycle(self, epochs: int, lr=1e-3, moms=DEFAULT_MOMS, **kwargs):
+        return self.fit(epochs, lr, schedule="one-cycle", moms=moms, **kwargs)
 
     def fit_sgdr(self, n_cycles: int, lr=1e-3, cycle_len: int = 1, cycle_mult: int = 1):
         return self.fit(n_cycles, lr, schedule="sgdr", cycle_len=cycle_len, cycle_mult=cycle_mult)
@@ -314,7 +327,8 @@ class Learner:
         self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     def save_checkpoint(self, path) -> None:
-        """Everything needed to continue exactly: model, optimizer, scheduler, epoch and RNG state."""
+        """Everything needed to continue exactly: model, optimizer, scheduler, epoch, RNG state and the
+        state of every callback that has one (keyed by class name, so one callback per class)."""
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -325,6 +339,7 @@ class Learner:
             "rng": rng_state(),
             "train_dl": self.train_dl.state_dict() if hasattr(self.train_dl, "state_dict") else None,
             "history": self.history,
+            "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
         }
         torch_save(state, path)
 
@@ -341,6 +356,10 @@ class Learner:
             self.scaler.load_state_dict(state["scaler"])
         if state.get("train_dl") is not None and hasattr(self.train_dl, "load_state_dict"):
             self.train_dl.load_state_dict(state["train_dl"])
+        saved_callbacks = state.get("callbacks") or {}
+        for cb in self.callbacks:
+            if type(cb).__name__ in saved_callbacks and hasattr(cb, "load_state_dict"):
+                cb.load_state_dict(saved_callbacks[type(cb).__name__])
         recorder = self.get_callback(Recorder)
         if recorder is not None and state.get("history"):
             recorder.history[:] = list(state["history"])

@@ -17,7 +17,8 @@ class LRFindResult:
     suggestion: float = float("nan")  # the steepest descent of the smoothed loss
     lr_min: float = float("nan")  # a tenth of the rate at the lowest loss
 
-    def plot(self, path) -> None:
+    def plot(self, path, title: str = "lr_find") -> None:
+        """Loss against rate (PNG), titled ``title`` and the suggested rate."""
         from harness.plots import plt, save_figure
 
         fig, ax = plt.subplots(figsize=(6, 4))
@@ -29,7 +30,8 @@ class LRFindResult:
             i = int(np.argmin(np.abs(np.array(self.lrs) - self.suggestion)))
             ax.plot([self.suggestion], [self.losses[i]], "ro", label=f"suggested {self.suggestion:.2e}")
             ax.legend()
-        ax.set_title("lr_find")
+        ax.set_title(f"{title}: suggested lr {self.suggestion:.2e}" if not math.isnan(self.suggestion)
+                     else f"{title}: no suggestion (too few points)")
         save_figure(fig, path)
 
 
@@ -47,17 +49,19 @@ def _suggest(lrs, losses) -> tuple[float, float]:
 
 
 def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 100,
-            beta: float = 0.98, diverge: float = 4.0, plot_path=None) -> LRFindResult:
+            beta: float = 0.98, diverge: float = 4.0, plot_path=None, title: str = "lr_find") -> LRFindResult:
     """Sweep the rate exponentially from ``start_lr`` to ``end_lr`` over ``num_it`` batches.
 
     The loss is smoothed (exponential moving average with bias correction); the sweep stops once it
-    exceeds ``diverge`` times the best seen. Model, optimizer, loader and RNG states are restored.
-    Layer groups keep their relative rates if the optimizer has differential rates set.
+    exceeds ``diverge`` times the best seen. Model, optimizer (rates and betas included), loss
+    scaler, train loader and RNG states are restored. Layer groups keep their relative rates if the
+    optimizer has differential rates set. ``title`` heads the plot (e.g. competition and model).
     """
     saved = {
         "model": copy.deepcopy(learn.model.state_dict()),
         "opt": copy.deepcopy(learn.opt.state_dict()),
         "rng": rng_state(),
+        "scaler": copy.deepcopy(learn.scaler.state_dict()) if learn.scaler is not None else None,
         "dl": learn.train_dl.state_dict() if hasattr(learn.train_dl, "state_dict") else None,
         "callbacks": learn.callbacks,
         "scheduler": learn.scheduler,
@@ -99,6 +103,8 @@ def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 1
         learn.model.load_state_dict(saved["model"])
         learn.opt.load_state_dict(saved["opt"])
         set_rng_state(saved["rng"])
+        if saved["scaler"]:  # an empty state: a disabled scaler, nothing to put back
+            learn.scaler.load_state_dict(saved["scaler"])
         if saved["dl"] is not None:
             learn.train_dl.load_state_dict(saved["dl"])
         learn.callbacks = []
@@ -107,5 +113,5 @@ def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 1
         learn.opt.zero_grad(set_to_none=True)
     result.suggestion, result.lr_min = _suggest(result.lrs, result.losses)
     if plot_path is not None:
-        result.plot(plot_path)
+        result.plot(plot_path, title=title)
     return result
