@@ -226,7 +226,9 @@ def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrai
     raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
     learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
     plot = workspace / "lr_find" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
-    result = learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=num_it, plot_path=plot)
+    model_name = config.get("model", {}).get("arch") or config.get("model", {}).get("kind") or ""
+    result = learn.lr_find(start_lr=start_lr, end_lr=end_lr, num_it=num_it, plot_path=plot,
+                           title=f"{name} {model_name}".strip())
     click.echo(f"suggested lr (steepest descent): {result.suggestion:.2e}")
     click.echo(f"lr at minimum loss / 10:        {result.lr_min:.2e}")
     click.echo(f"plot: {plot}")

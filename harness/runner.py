@@ -34,7 +34,9 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
                  progress=None) -> Learner:
     t = config["train"]
     model = competition.build_model(prepared.state, config)
-    cbs = [Recorder(echo=echo), ProgressBar(disable=progress), *competition.callbacks(config), *callbacks]
+    # progress: None shows the bar on a terminal only; True forces it on, False off.
+    bar = ProgressBar(disable=None if progress is None else not progress)
+    cbs = [Recorder(echo=echo), bar, *competition.callbacks(config), *callbacks]
     if t.get("early_stopping_patience", 0):
         cbs.append(EarlyStopping(t["early_stopping_patience"]))
     return Learner(
@@ -129,7 +131,8 @@ def save_history(learn: Learner, run: Run, title: str, prefix: str = "") -> list
     history = recorder.history if recorder else []
     if history:
         write_csv(run.path(f"{prefix}history.csv"), pd.DataFrame(history))
-        plot_losses(history, recorder.batch_losses, run.path(f"{prefix}loss.png"), title=title)
+        plot_losses(history, recorder.batch_losses, run.path(f"{prefix}loss.png"), title=title,
+                    epoch_batches=recorder.epoch_batches)
     return history
 
 
