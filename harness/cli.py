@@ -75,9 +75,10 @@ def _competition(name):
 def _config(competition, config_file, overrides, **shortcuts):
     from harness.config import apply_overrides, load_config
 
-    config = load_config(config_file) if config_file else competition.default_config()
+    schema = competition.config_schema
+    config = load_config(config_file, schema) if config_file else competition.default_config()
     extra = [f"train.{k}={v}" for k, v in shortcuts.items() if v is not None]
-    return apply_overrides(config, [*overrides, *extra])
+    return apply_overrides(config, [*overrides, *extra], schema=schema)
 
 
 def pretrained_overrides(competition, overrides, pretrained, no_pretrained) -> tuple:

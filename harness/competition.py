@@ -15,15 +15,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from harness.config import load_config
 from harness.errors import HarnessError
-from harness.metrics import Metric
+
+if TYPE_CHECKING:  # only for annotations: loading a plugin must not import torch, numpy or pandas
+    import numpy as np
+    import pandas as pd
+    from torch import nn
+
+    from harness.metrics import Metric
 
 
 @dataclass
@@ -53,12 +55,15 @@ class Competition:
     submission_probabilities: bool = False  # rows of class probabilities that must sum to 1
     solution_file: str = "solution.csv"  # held-out answers for competitions scored locally
     pretrained_key: str | None = None  # the config key `harness train --pretrained PATH` sets
+    # Rules for this competition's own config keys (key -> harness.config_schema rule), checked with
+    # the shared ones whenever its config is read or a key is set.
+    config_schema: dict = {}
 
     # -------------------------------------------------------------- config and data
     def default_config(self) -> dict:
         if self.config_path is None:
             raise HarnessError(f"competition {self.name} has no default config")
-        return load_config(self.config_path)
+        return load_config(self.config_path, schema=self.config_schema)
 
     def check_raw(self, data_dir: Path) -> None:
         """Raise HarnessError naming the first missing file (or a folder where a file should be)."""
@@ -119,6 +124,8 @@ class Competition:
     def submission_from_outputs(self, outputs: np.ndarray, template: pd.DataFrame) -> pd.DataFrame:
         """A submission from test outputs (e.g. a blend's mean), shaped like ``template``, one of the
         blended runs' submissions. The default takes the outputs as the submission's values."""
+        import numpy as np
+
         submission = template.copy()
         submission[list(template.columns[1:])] = np.asarray(outputs, dtype=np.float64).reshape(len(template), -1)
         return submission

@@ -1,7 +1,10 @@
 """Competition configs: declarative TOML files with defaults a user copies and edits.
 
 A config is a nested dict. ``--set section.key=value`` overrides one entry; the new value must
-have the type of the default (an int is accepted where a float is expected).
+have the type of the default (an int is accepted where a float is expected). Every value is checked
+against ``harness.config_schema`` when a config is read and when a key is set, so a bad value is one
+line naming the key, the value, the rule and where it came from, before anything is created.
+Nothing here imports torch, numpy or pandas.
 """
 from __future__ import annotations
 
@@ -13,17 +16,37 @@ from pathlib import Path
 
 import tomli_w
 
+from harness.config_schema import check_value, problems, rules_for
 from harness.errors import HarnessError
 
 
-def load_config(path: str | Path) -> dict:
+def config_error(key: str, value, rule: str, source) -> HarnessError:
+    """``config: train.epochs = 0 must be ≥ 1 (competitions/movielens.toml)``."""
+    return HarnessError(f"config: {key} = {value!r} {rule} ({source})")
+
+
+def check_config(config: dict, source, schema: dict | None = None) -> dict:
+    """``config`` itself if every key follows its rule (``schema``: a competition's extra rules),
+    else a HarnessError for the first that does not, naming ``source`` (a file, or --set)."""
+    for key, value, rule in problems(config, schema):
+        raise config_error(key, value, rule, source)
+    return config
+
+
+def load_config(path: str | Path, schema: dict | None = None) -> dict:
+    """Read and check a TOML config; ``schema`` adds a competition's own rules (Competition.config_schema)."""
     path = Path(path)
     if not path.exists():
         raise HarnessError(f"config file {path} does not exist; copy one from competitions/ and edit it")
+    if not path.is_file():
+        raise HarnessError(f"config file {path} is not a file; give a .toml file")
     try:
-        return tomllib.loads(path.read_text())
+        config = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"config file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError:
+        raise HarnessError(f"config file {path} is not UTF-8 text; give a .toml file") from None
+    return check_config(config, path, schema)
 
 
 def dump_config(config: dict) -> str:
@@ -84,8 +107,9 @@ def set_value(config: dict, key: str, value) -> None:
     node[leaf] = _coerce(key, value, node[leaf])
 
 
-def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict) -> dict:
-    """A copy of ``config`` with ``key=value`` strings (or a dict of key: value) applied."""
+def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict, schema: dict | None = None) -> dict:
+    """A copy of ``config`` with ``key=value`` strings (or a dict of key: value) applied; each new
+    value is checked against its rule (``schema``: a competition's extra rules)."""
     config = copy.deepcopy(config)
     items = overrides.items() if isinstance(overrides, dict) else []
     if not isinstance(overrides, dict):
@@ -96,8 +120,13 @@ def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict)
             key, text = item.split("=", 1)
             parsed.append((key.strip(), _parse_literal(text.strip())))
         items = parsed
+    rules = rules_for(config, schema)
+    source = "override" if isinstance(overrides, dict) else "--set"
     for key, value in items:
         set_value(config, key, value)
+        found = check_value(rules, key, get(config, key))
+        if found:
+            raise config_error(*found, source)
     return config
 
 

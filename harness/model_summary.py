@@ -5,6 +5,9 @@ from torch import nn
 
 
 def summarize(model: nn.Module, layer_groups=None) -> str:
+    """The model's repr, then one line per module with parameters. A model may name its modules
+    better (e.g. an embedding by its column) with ``module_labels() -> {module name: label}``."""
+    labels = model.module_labels() if hasattr(model, "module_labels") else {}
     group_of = {}
     for g, params in enumerate(layer_groups or []):
         for p in params:
@@ -20,7 +23,7 @@ def summarize(model: nn.Module, layer_groups=None) -> str:
         trainable += sum(p.numel() for p in params if p.requires_grad)
         shapes = ", ".join("x".join(map(str, p.shape)) or "scalar" for p in params)
         groups = sorted({group_of.get(id(p), "-") for p in params}, key=str)
-        lines.append(f"{name or '(model)':<40} {type(module).__name__:<18} {shapes:<28} {count:>10,} "
+        lines.append(f"{labels.get(name, name) or '(model)':<40} {type(module).__name__:<18} {shapes:<28} {count:>10,} "
                      f"{','.join(map(str, groups)):>5}")
     lines.append(f"total parameters: {total:,} (trainable: {trainable:,}); layer groups: {len(layer_groups or [])}")
     return "\n".join(lines)

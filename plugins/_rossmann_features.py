@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from harness.data.dates import add_date_parts, event_features, parse_dates
-from harness.data.files import check_no_duplicates, read_table
+from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.data.tabular import join_checked
 from harness.errors import HarnessError
 
@@ -47,19 +47,26 @@ def train_path(data_dir: Path) -> Path:
 def read_train(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=TRAIN_COLUMNS, dtype={"StateHoliday": str},
                        integer=("Store", "DayOfWeek", "Open", "Promo", "SchoolHoliday"), numeric=("Sales", "Customers"))
-    negative = frame["Sales"] < 0
-    if negative.any():
-        row = int(np.flatnonzero(negative.to_numpy())[0])
-        raise HarnessError(f"{path}: column Sales has {int(negative.sum())} negative value(s), "
-                           f"first {frame['Sales'].iloc[row]!r} at data row {row + 1}; sales cannot be negative")
+    check_values(frame, "Sales", path, lo=0, hint="sales are amounts of money, 0 or more")
+    check_values(frame, "Customers", path, lo=0, hint="customers are counts, 0 or more")
+    check_flags(frame, path)
     frame["Date"] = parse_dates(frame, "Date", path)
     check_no_duplicates(frame, ["Store", "Date"], path)
     return frame
 
 
+def check_flags(frame: pd.DataFrame, path: Path, blank_open: bool = False) -> None:
+    """DayOfWeek 1..7 (Monday is 1) and the 0/1 columns; a blank Open only where ``blank_open``."""
+    check_values(frame, "DayOfWeek", path, lo=1, hi=7, hint="Monday is 1, Sunday 7")
+    for column in ("Open", "Promo", "SchoolHoliday"):
+        check_values(frame, column, path, allowed=(0, 1), blank_ok=blank_open and column == "Open",
+                     hint="1 for yes, 0 for no" + (" (a blank Open counts as open)" if blank_open else ""))
+
+
 def read_test(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=TEST_COLUMNS, dtype={"StateHoliday": str},
                        integer=("Id", "Store", "DayOfWeek", "Promo", "SchoolHoliday"), optional_numeric=("Open",))
+    check_flags(frame, path, blank_open=True)
     # Kaggle's test.csv has blank Open values (store 622); the competition treats them as open.
     frame["Open"] = frame["Open"].fillna(1).astype("int64")
     frame["Date"] = parse_dates(frame, "Date", path)
@@ -72,6 +79,9 @@ def read_store(path: Path) -> pd.DataFrame:
     frame = read_table(path, required=STORE_COLUMNS, integer=("Store", "Promo2"),
                        optional_numeric=("CompetitionDistance", "CompetitionOpenSinceMonth", "CompetitionOpenSinceYear",
                                          "Promo2SinceWeek", "Promo2SinceYear"))
+    check_values(frame, "CompetitionDistance", path, lo=0, blank_ok=True,
+                 hint="the distance to the nearest competitor in metres; leave it blank when unknown")
+    check_values(frame, "Promo2", path, allowed=(0, 1), hint="1 if the store takes part in Promo2, else 0")
     check_no_duplicates(frame, ["Store"], path)
     return frame
 

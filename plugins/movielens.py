@@ -3,6 +3,8 @@
 Reads the ml-100k layout (u.data, u.item and the predefined u1..u5, ua, ub splits) and the layout of
 the newer releases (ratings.csv, movies.csv). An optional test.csv (id,userId,movieId) gets a
 submission id,rating; its held-out answers, if known, sit in solution.csv (id,rating).
+Every rating must be a finite number inside ``model.y_range``: the model cannot predict outside it,
+and a value far outside (a timestamp read as a rating) means the file is not what it claims to be.
 """
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
-from harness.data.files import check_no_duplicates, read_table
+from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.data.loaders import TensorLoader
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -35,12 +37,46 @@ class MovieLensData:
     titles: dict  # item id -> title
     test: pd.DataFrame | None  # id, user, item
     data_dir: Path
+    solution: pd.DataFrame | None = None  # id, rating: test.csv's held-out answers
 
 
-def _read_ml100k_ratings(path: Path) -> pd.DataFrame:
-    frame = read_table(path, sep="\t", header=None, names=ML100K_COLUMNS, integer=("user", "item"),
+def check_ratings(frame: pd.DataFrame, path: Path, y_range) -> None:
+    """Ratings must be finite and inside model.y_range, the range the model can predict."""
+    lo, hi = y_range
+    check_values(frame, "rating", path, lo=lo, hi=hi,
+                 hint=f"ratings must lie in model.y_range = [{lo}, {hi}]; fix the file or widen model.y_range")
+
+
+def read_ml100k_ratings(path: Path, y_range=(0.0, 5.5)) -> pd.DataFrame:
+    """u.data or a uN.base/uN.test split: four tab-separated columns, user item rating timestamp."""
+    frame = read_table(path, sep="\t", header=None, columns=ML100K_COLUMNS, integer=("user", "item"),
                        numeric=("rating",))
+    check_ratings(frame, path, y_range)
     check_no_duplicates(frame, ["user", "item"], path)
+    return frame
+
+
+def read_titles(path: Path) -> dict:
+    """u.item: ``id|title|...`` per movie (latin-1), as item id -> title."""
+    items = read_table(path, sep="|", header=None, encoding="latin-1", usecols=[0, 1], names=["item", "title"],
+                       integer=("item",))
+    check_no_duplicates(items, ["item"], path)
+    return dict(zip(items["item"].tolist(), items["title"].astype(str)))
+
+
+def read_solution(path: Path, test: pd.DataFrame | None, y_range) -> pd.DataFrame:
+    """solution.csv: test.csv's answers (id,rating), one per test id."""
+    if test is None:
+        raise HarnessError(f"{path} holds answers but {path.parent / 'test.csv'} is missing; add it or remove {path.name}")
+    frame = read_table(path, required=("id", "rating"), numeric=("rating",))
+    check_ratings(frame, path, y_range)
+    check_no_duplicates(frame, ["id"], path)
+    missing = set(test["id"].tolist()) - set(frame["id"].tolist())
+    extra = set(frame["id"].tolist()) - set(test["id"].tolist())
+    if missing or extra:
+        detail = (f"{len(missing)} of test.csv's {len(test)} ids missing (e.g. {sorted(missing, key=str)[0]!r})" if missing
+                  else f"{len(extra)} id(s) not in test.csv (e.g. {sorted(extra, key=str)[0]!r})")
+        raise HarnessError(f"{path}: {detail}; solution.csv needs one rating per test.csv id")
     return frame
 
 
@@ -65,29 +101,32 @@ class MovieLens(Competition):
     def load(self, data_dir, config) -> MovieLensData:
         data_dir = Path(data_dir)
         self.check_raw(data_dir)
+        y_range = config["model"]["y_range"]
         if (data_dir / "u.data").exists():
-            ratings = _read_ml100k_ratings(data_dir / "u.data")
-            titles = {}
-            if (data_dir / "u.item").exists():
-                items = pd.read_csv(data_dir / "u.item", sep="|", header=None, encoding="latin-1", usecols=[0, 1])
-                titles = dict(zip(items[0].astype(int), items[1].astype(str)))
+            ratings = read_ml100k_ratings(data_dir / "u.data", y_range)
+            titles = read_titles(data_dir / "u.item") if (data_dir / "u.item").exists() else {}
         else:
-            ratings = read_table(data_dir / "ratings.csv", required=("userId", "movieId", "rating"),
-                                 integer=("userId", "movieId"), numeric=("rating",))
+            path = data_dir / "ratings.csv"
+            ratings = read_table(path, required=("userId", "movieId", "rating"), integer=("userId", "movieId"),
+                                 numeric=("rating",))
             ratings = ratings.rename(columns={"userId": "user", "movieId": "item"})
-            check_no_duplicates(ratings, ["user", "item"], data_dir / "ratings.csv")
+            check_ratings(ratings, path, y_range)
+            check_no_duplicates(ratings, ["user", "item"], path)
             titles = {}
             if (data_dir / "movies.csv").exists():
                 movies = read_table(data_dir / "movies.csv", required=("movieId", "title"), integer=("movieId",))
-                titles = dict(zip(movies["movieId"], movies["title"].astype(str)))
+                check_no_duplicates(movies, ["movieId"], data_dir / "movies.csv")
+                titles = dict(zip(movies["movieId"].tolist(), movies["title"].astype(str)))
         test = None
         if (data_dir / "test.csv").exists():
             path = data_dir / "test.csv"
             test = read_table(path, required=("id", "userId", "movieId"), integer=("userId", "movieId"))
             test = test.rename(columns={"userId": "user", "movieId": "item"})
-            if test["id"].duplicated().any():
-                raise HarnessError(f"{path}: column id has duplicated values, first {test['id'][test['id'].duplicated()].iloc[0]!r}")
-        return MovieLensData(ratings[["user", "item", "rating"]], titles, test, data_dir)
+            check_no_duplicates(test, ["id"], path)
+        solution = None
+        if (data_dir / self.solution_file).exists():
+            solution = read_solution(data_dir / self.solution_file, test, y_range)
+        return MovieLensData(ratings[["user", "item", "rating"]], titles, test, data_dir, solution)
 
     def split(self, data: MovieLensData, config) -> tuple[pd.DataFrame, pd.DataFrame]:
         split = config["data"]["split"]
@@ -96,13 +135,12 @@ class MovieLens(Competition):
             order = rng.permutation(len(data.ratings))
             n_valid = int(round(len(order) * config["data"]["valid_pct"]))
             return data.ratings.iloc[order[n_valid:]], data.ratings.iloc[order[:n_valid]]
-        if split not in PREDEFINED_SPLITS:
-            raise HarnessError(f"data.split = {split!r}: use random or one of {', '.join(PREDEFINED_SPLITS)}")
         base, test = data.data_dir / f"{split}.base", data.data_dir / f"{split}.test"
         if not base.exists() or not test.exists():
             raise HarnessError(f"data.split = {split!r} needs {base.name} and {test.name} in {data.data_dir} "
                                "(the ml-100k layout); use data.split = \"random\" for other data")
-        return _read_ml100k_ratings(base), _read_ml100k_ratings(test)
+        y_range = config["model"]["y_range"]
+        return read_ml100k_ratings(base, y_range), read_ml100k_ratings(test, y_range)
 
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, raw: MovieLensData, config) -> Prepared:

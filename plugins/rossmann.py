@@ -138,11 +138,10 @@ class Rossmann(Competition):
         dropouts = [min(0.9, p * m["dropout_scale"]) for p in m["dropouts"]]
         if len(dropouts) != len(layers):
             raise HarnessError(f"model.dropouts has {len(dropouts)} values for {len(layers)} model.layers; give one per layer")
-        y_range = m["y_range"] or state["target"]["y_range"]
-        if len(y_range) != 2 or y_range[0] >= y_range[1]:
-            raise HarnessError(f"model.y_range = {y_range}: give [lo, hi] on log(Sales) with lo < hi, or [] for the default")
+        y_range = m["y_range"] or state["target"]["y_range"]  # the schema checks a configured [lo, hi]
         return TabularModel(sizes, len(cont_names(state)), layers, dropouts, m["emb_drop"], y_range,
-                            batchnorm=m["batchnorm"], init_output=state["target"]["mean_log"])
+                            batchnorm=m["batchnorm"], init_output=state["target"]["mean_log"],
+                            emb_names=state["cat_cols"])
 
     def layer_groups(self, model):
         return model.layer_groups()

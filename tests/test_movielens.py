@@ -1,4 +1,5 @@
 """MovieLens end to end on generated data, and every kind of bad input."""
+import json
 import shutil
 
 import numpy as np
@@ -47,19 +48,54 @@ def test_end_to_end_on_generated_data(cli_run, workspace, sample_dir):
     assert pd.read_csv(run_dir / "submission.csv").equals(sub)
 
 
-def test_predefined_split_and_nn_model(cli_run, workspace, sample_dir):
+def _finished_run(workspace):
+    run_dir = sorted((workspace / "runs" / "movielens").iterdir())[-1]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return run_dir, summary
+
+
+def _mean_baseline(train_ratings, valid_ratings) -> float:
+    """RMSE of always predicting the training mean on the validation rows."""
+    return float(np.sqrt(((valid_ratings - train_ratings.mean()) ** 2).mean()))
+
+
+def test_predefined_split_u1_with_the_nn_model_beats_the_training_mean(cli_run, workspace, sample_dir):
     cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "data.split=u1", "--set", "model.kind=nn",
             "--epochs", "2", "--schedule", "sgdr")
-    cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "data.split=u3", expect=2)
+    run_dir, summary = _finished_run(workspace)
+    base = pd.read_csv(sample_dir / "u1.base", sep="\t", header=None)[2]
+    held_out = pd.read_csv(sample_dir / "u1.test", sep="\t", header=None)[2]
+    # It validated on exactly u1.test, and did better than the mean of u1.base there.
+    assert np.load(run_dir / "valid_targets.npy").tolist() == held_out.astype(np.float32).tolist()
+    score = summary["primary_score"]
+    assert summary["primary_metric"] == "rmse" and np.isfinite(score)
+    assert score < 0.95 * _mean_baseline(base, held_out)
+    preds = np.load(run_dir / "valid_preds.npy")
+    assert score == pytest.approx(np.sqrt(((preds - held_out.to_numpy()) ** 2).mean()), rel=1e-4)
+    config = (run_dir / "config.toml").read_text()
+    assert 'kind = "nn"' in config and 'split = "u1"' in config and 'schedule = "sgdr"' in config
+    # A split whose files are absent is an error naming them.
+    result = cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "data.split=u3", expect=2)
+    assert "u3.base and u3.test" in result.output
 
 
-def test_newer_layout_ratings_csv(cli_run, tmp_path, sample_dir):
+def test_newer_layout_ratings_csv_trains_on_its_ratings_and_titles(cli_run, workspace, tmp_path, sample_dir):
     frame = pd.read_csv(sample_dir / "u.data", sep="\t", header=None, names=["userId", "movieId", "rating", "timestamp"])
     frame.to_csv(tmp_path / "ratings.csv", index=False)
     pd.DataFrame({"movieId": [1, 2], "title": ["A (1990)", "B (1991)"], "genres": ["x", "y"]}).to_csv(
         tmp_path / "movies.csv", index=False)
     out = cli_run("train", "movielens", "--data-dir", tmp_path, "--epochs", "1").output
-    assert "validation rmse" in out and "submission" not in out
+    assert "validation rmse" in out and "submission" not in out  # no test.csv: nothing to submit
+    run_dir, summary = _finished_run(workspace)
+    targets = np.load(run_dir / "valid_targets.npy")
+    assert len(targets) == round(0.2 * len(frame))  # data.valid_pct of the ratings validate
+    state = json.loads((run_dir / "preprocessing.json").read_text())
+    assert state["titles"]["1"] == "A (1990)" and state["titles"]["3"] == "3"  # movies.csv titles, else the id
+    train_mean = state["global_mean"]
+    assert train_mean == pytest.approx((frame["rating"].sum() - targets.sum()) / (len(frame) - len(targets)), rel=1e-5)
+    baseline = float(np.sqrt(((targets - train_mean) ** 2).mean()))
+    assert np.isfinite(summary["primary_score"]) and summary["primary_score"] < baseline
+    assert not (run_dir / "submission.csv").exists()
 
 
 def test_resume_continues_a_killed_run(cli_run, workspace, sample_dir, monkeypatch):
@@ -100,21 +136,113 @@ def _copy(sample_dir, tmp_path):
     return dest
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "u.data").unlink(), "neither u.data"),
-    (lambda d: (d / "u.data").write_text(""), "u.data is empty"),
-    (lambda d: (d / "u.data").write_text("1\t2\tfive\t0\n2\t3\t4\t0\n"), "column rating has 1 non-numeric"),
-    (lambda d: (d / "u.data").write_text("1\t2\t4\t0\n1\t2\t3\t0\n2\t2\t3\t0\n"), "duplicated (user, item)"),
-    (lambda d: (d / "test.csv").write_text("id,userId\n1,2\n"), "test.csv is missing column(s) movieId"),
-    (lambda d: (d / "test.csv").write_text("id,userId,movieId\n1,2,3\n1,2,4\n"), "column id has duplicated"),
-])
-def test_bad_input_is_one_line_exit_2_and_writes_nothing(cli_run, workspace, tmp_path, sample_dir, damage, message):
+def _newer_layout(data):
+    """Turn an ml-100k sample folder into the newer layout: ratings.csv and movies.csv."""
+    frame = pd.read_csv(data / "u.data", sep="\t", header=None, names=["userId", "movieId", "rating", "timestamp"])
+    frame.to_csv(data / "ratings.csv", index=False)
+    pd.DataFrame({"movieId": [1, 2], "title": ["A (1990)", "B (1991)"]}).to_csv(data / "movies.csv", index=False)
+    for name in ("u.data", "u.item", "u1.base", "u1.test"):
+        (data / name).unlink()
+
+
+def _edit_first_line(path, change):
+    lines = path.read_text(encoding="latin-1").splitlines()
+    lines[0] = change(lines[0])
+    path.write_text("\n".join(lines) + "\n", encoding="latin-1")
+
+
+def _tab_fields(index, value):
+    def change(line):
+        fields = line.split("\t")
+        fields[index] = value
+        return "\t".join(fields)
+    return change
+
+
+def _assert_one_error(result, workspace, *fragments):
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert not (workspace / "runs").exists()  # nothing half-written
+
+
+# Every file MovieLens reads, and the settings that make it read it.
+FILES = {"u.data": [], "u.item": [], "u1.base": ["--set", "data.split=u1"], "u1.test": ["--set", "data.split=u1"],
+         "test.csv": [], "solution.csv": [], "ratings.csv": [], "movies.csv": []}
+
+
+def _broken_file(sample_dir, tmp_path, name):
     data = _copy(sample_dir, tmp_path)
-    damage(data)
-    result = cli_run("train", "movielens", "--data-dir", data, expect=2)
-    assert message in result.output
-    assert len(result.output.strip().splitlines()) == 1 and "Traceback" not in result.output
-    assert not (workspace / "runs").exists()
+    if name in ("ratings.csv", "movies.csv"):
+        _newer_layout(data)
+    return data
+
+
+@pytest.mark.parametrize("name", list(FILES))
+@pytest.mark.parametrize("kind, message", [("directory", "is a directory"), ("empty", "is empty")])
+def test_each_file_as_a_directory_or_empty_is_one_line_naming_it(cli_run, workspace, tmp_path, sample_dir, name, kind,
+                                                                 message):
+    data = _broken_file(sample_dir, tmp_path, name)
+    (data / name).unlink()
+    if kind == "directory":
+        (data / name).mkdir()
+    else:
+        (data / name).write_bytes(b"")
+    result = cli_run("train", "movielens", "--data-dir", data, *FILES[name], expect=None)
+    _assert_one_error(result, workspace, f"{data / name} {message}")
+
+
+RATING_OUT_OF_RANGE = "value(s) outside [0.0, 5.5], infinite or empty"
+
+
+@pytest.mark.parametrize("name, damage, args, fragments", [
+    ("u.data", lambda p: p.write_text("1\t2\t5\n2\t3\t4\n"), [], ["u.data has 3 column(s) per line; its format has 4"]),
+    ("u.data", lambda p: _edit_first_line(p, _tab_fields(2, "-3")), [], ["u.data: column rating", RATING_OUT_OF_RANGE, "first -3 at data row 1"]),
+    ("u.data", lambda p: _edit_first_line(p, _tab_fields(2, "1e9")), [], ["u.data: column rating", "first 1000000000.0 at data row 1", "model.y_range"]),
+    ("u.data", lambda p: _edit_first_line(p, _tab_fields(2, "inf")), [], ["u.data: column rating", RATING_OUT_OF_RANGE, "first inf"]),
+    ("u.data", lambda p: _edit_first_line(p, _tab_fields(2, "")), [], ["u.data: column rating has 1 non-numeric or empty value(s), first nan at data row 1"]),
+    ("u.data", lambda p: _edit_first_line(p, _tab_fields(2, "five")), [], ["column rating has 1 non-numeric", "'five'"]),
+    ("u.data", lambda p: p.write_text("1\t2\t4\t0\n1\t2\t3\t0\n2\t2\t3\t0\n"), [], ["duplicated (user, item) row(s), first (user=1, item=2)"]),
+    ("u1.base", lambda p: _edit_first_line(p, _tab_fields(2, "8.8e8")), ["--set", "data.split=u1"], ["u1.base: column rating", RATING_OUT_OF_RANGE]),
+    ("u1.test", lambda p: _edit_first_line(p, _tab_fields(0, "x")), ["--set", "data.split=u1"], ["u1.test: column user has 1 non-numeric"]),
+    ("u.item", lambda p: _edit_first_line(p, lambda line: "one" + line[1:]), [], ["u.item: column item has 1 non-numeric", "'one'"]),
+    ("u.item", lambda p: _edit_first_line(p, lambda line: "1.5" + line[1:]), [], ["u.item: column item must hold whole numbers", "first 1.5"]),
+    ("test.csv", lambda p: p.write_text("id,userId\n1,2\n"), [], ["test.csv is missing column(s) movieId"]),
+    ("test.csv", lambda p: p.write_text("id,userId,movieId\n1,2,3\n1,2,4\n"), [], ["test.csv: 1 duplicated (id) row(s), first (id=1)"]),
+    ("solution.csv", lambda p: p.write_text(p.read_text().replace(",", ",good", 2).replace("id,goodrating", "id,rating")),
+     [], ["solution.csv: column rating has 1 non-numeric", "'good"]),
+    ("solution.csv", lambda p: p.write_text("\n".join(p.read_text().splitlines()[:-1]) + "\n"), [],
+     ["solution.csv: 1 of test.csv's", "ids missing", "one rating per test.csv id"]),
+    ("solution.csv", lambda p: p.write_text(p.read_text().replace("\n1,", "\n1,-3", 1)), [], ["solution.csv: column rating", RATING_OUT_OF_RANGE]),
+    ("ratings.csv", lambda p: pd.read_csv(p).drop(columns=["rating"]).to_csv(p, index=False), [],
+     ["ratings.csv is missing column(s) rating; found: userId, movieId, timestamp"]),
+    ("ratings.csv", lambda p: pd.read_csv(p).assign(rating=lambda f: f["rating"].where(f.index != 4, 1e9)).to_csv(p, index=False), [],
+     ["ratings.csv: column rating", RATING_OUT_OF_RANGE, "first 1000000000"]),
+    ("movies.csv", lambda p: p.write_text("movieId,title\nx,A\n"), [], ["movies.csv: column movieId has 1 non-numeric"]),
+], ids=lambda v: v if isinstance(v, str) and "." in v and len(v) < 14 else None)
+def test_bad_values_are_one_line_naming_file_column_value_and_row(cli_run, workspace, tmp_path, sample_dir, name, damage,
+                                                                  args, fragments):
+    data = _broken_file(sample_dir, tmp_path, name)
+    damage(data / name)
+    result = cli_run("train", "movielens", "--data-dir", data, *args, expect=None)
+    _assert_one_error(result, workspace, *fragments)
+
+
+def test_ratings_within_a_widened_y_range_are_accepted(cli_run, workspace, tmp_path, sample_dir):
+    data = _copy(sample_dir, tmp_path)
+    _edit_first_line(data / "u.data", _tab_fields(2, "9"))
+    result = cli_run("train", "movielens", "--data-dir", data, "--set", "model.y_range=[0.0, 10.0]", "--epochs", "1")
+    assert "validation rmse" in result.output
+
+
+def test_split_choices_are_the_predefined_splits():
+    from harness.config_schema import COMPETITION_SCHEMAS
+    from plugins.movielens import PREDEFINED_SPLITS
+
+    assert COMPETITION_SCHEMAS["movielens"]["data.split"].values == ("random", *PREDEFINED_SPLITS)
 
 
 def test_unknown_test_ids_can_be_an_error(cli_run, sample_dir):
@@ -126,7 +254,7 @@ def test_unknown_test_ids_can_be_an_error(cli_run, sample_dir):
 @pytest.mark.parametrize("args, message", [
     (["--set", "model.n_factor=3"], "unknown key"),
     (["--set", "model.n_factors=big"], "expected a int"),
-    (["--set", "model.kind=svd"], "model.kind = 'svd'"),
+    (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, nn (--set)"),
 ])
 def test_bad_settings(cli_run, workspace, sample_dir, args, message):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, *args, expect=2)

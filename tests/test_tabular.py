@@ -97,7 +97,7 @@ def test_join_checked_reports_lost_and_duplicated_rows():
     left = pd.DataFrame({"Store": [1, 2, 3, 3]})
     right = pd.DataFrame({"Store": [1, 2, 3], "Type": ["a", "b", "c"]})
     assert join_checked(left, right, "Store", "store.csv")["Type"].tolist() == ["a", "b", "c", "c"]
-    with pytest.raises(HarnessError, match=r"2 of 4 rows have no match in store.csv.*'Store': 3"):
+    with pytest.raises(HarnessError, match=r"2 of 4 rows have no match in store.csv on \(Store\), first \(Store=3\)"):
         join_checked(left, right[right.Store != 3], "Store", "store.csv")
     with pytest.raises(HarnessError, match=r"store.csv: 1 duplicated \(Store\)"):
         join_checked(left, pd.concat([right, right.iloc[:1]]), "Store", "store.csv")
@@ -119,3 +119,32 @@ def test_model_output_range_shapes_and_layer_groups():
     assert sorted(ids) == sorted(id(p) for p in model.parameters())  # every parameter exactly once
     with pytest.raises(ValueError, match="one dropout per layer"):
         TabularModel([(10, 5)], 3, layers=[20, 10], dropouts=[0.1])
+
+
+def test_join_and_duplicate_messages_show_plain_values_not_numpy_reprs():
+    dates = pd.to_datetime(["2015-01-01", "2015-01-02"])
+    left = pd.DataFrame({"Store": np.array([1, 2], dtype=np.int64), "Date": dates, "x": [0.5, np.nan]})
+    right = pd.DataFrame({"Store": np.array([1], dtype=np.int64), "Date": dates[:1], "y": [1.0]})
+    with pytest.raises(HarnessError) as lost:
+        join_checked(left, right, ["Store", "Date"], "weather.csv")
+    assert "first (Store=2, Date=2015-01-02)" in str(lost.value)
+    doubled = pd.concat([left, left.iloc[:1]], ignore_index=True)
+    with pytest.raises(HarnessError) as dup:
+        join_checked(doubled[["Store", "Date"]], doubled.assign(z=1)[["Store", "Date", "z"]], ["Store", "Date"], "w.csv")
+    assert "first (Store=1, Date=2015-01-01)" in str(dup.value)
+    for message in (str(lost.value), str(dup.value)):
+        assert "np." not in message and "Timestamp(" not in message
+
+
+def test_model_summary_names_each_embedding_by_its_column():
+    from harness.model_summary import summarize
+
+    model = TabularModel([(10, 5), (4, 2)], n_cont=3, layers=[8], dropouts=[0.1], emb_names=["Store", "DayOfWeek"])
+    lines = summarize(model, model.layer_groups()).splitlines()
+    assert any(line.startswith("embeds.0 (Store) ") and "10x5" in line for line in lines)
+    assert any(line.startswith("embeds.1 (DayOfWeek) ") and "4x2" in line for line in lines)
+    # The parameter names are unchanged, so a model.pt saved before the names were added still loads.
+    assert list(model.state_dict())[:2] == ["embeds.0.weight", "embeds.1.weight"]
+    old = TabularModel([(10, 5), (4, 2)], n_cont=3, layers=[8], dropouts=[0.1])
+    model.load_state_dict(old.state_dict())
+    assert torch.equal(model.embeds[0].weight, old.embeds[0].weight)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from harness.data.files import plain
 from harness.errors import HarnessError
+
 
 def parse_dates(frame: pd.DataFrame, column: str, source="data") -> pd.Series:
     """``frame[column]`` as datetimes; an unparseable value is a HarnessError naming it."""
@@ -16,7 +18,7 @@ def parse_dates(frame: pd.DataFrame, column: str, source="data") -> pd.Series:
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
         raise HarnessError(f"{source}: column {column} has {int(bad.sum())} unparseable or empty date(s), "
-                           f"first {frame[column].iloc[row]!r} at data row {row + 1}; use YYYY-MM-DD")
+                           f"first {plain(frame[column].iloc[row])!r} at data row {row + 1}; use YYYY-MM-DD")
     return values
 
 

@@ -6,9 +6,26 @@ import zipfile
 import zlib
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from harness.errors import HarnessError
+
+
+def plain(value):
+    """A cell as a message shows it: Python scalars (no ``np.int64(1)``), dates as YYYY-MM-DD."""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def first_key(frame: pd.DataFrame, columns, mask) -> str:
+    """``(Store=1, Date=2015-01-01)``: the key columns of the first row where ``mask`` is true, each
+    in its own type (a row taken whole would turn ints into floats beside a float column)."""
+    position = int(np.flatnonzero(np.asarray(mask))[0])
+    return "(" + ", ".join(f"{c}={plain(frame[c].iloc[position])}" for c in columns) + ")"
 
 
 # What a truncated or corrupt .gz/.zip raises while it is read (EOFError: a .gz cut short).
@@ -35,12 +52,14 @@ def check_file(path, what: str = "file") -> Path:
     return path
 
 
-def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), **read_kwargs) -> pd.DataFrame:
+def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), columns=None,
+               **read_kwargs) -> pd.DataFrame:
     """Read a CSV-like file; every failure is a HarnessError naming the file (and column).
 
     ``required`` columns must exist; ``numeric`` ones must parse as numbers (no blanks); ``integer``
     ones must also be whole numbers; ``optional_numeric`` ones may be blank (NaN) but hold numbers
-    otherwise.
+    otherwise. ``columns`` names the columns of a file without a header line (``header=None``); a
+    file with another number of columns is an error (pandas would shift or fill them silently).
     """
     path = check_file(path)
     try:
@@ -53,6 +72,11 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), *
         raise HarnessError(f"{path} could not be parsed: {str(exc).splitlines()[0]}") from None
     if frame.empty:
         raise HarnessError(f"{path} has no data rows")
+    if columns is not None:
+        if frame.shape[1] != len(columns):
+            raise HarnessError(f"{path} has {frame.shape[1]} column(s) per line; its format has {len(columns)}: "
+                               f"{', '.join(columns)}")
+        frame.columns = list(columns)
     # Columns that must be numbers must be there too.
     missing = [c for c in dict.fromkeys([*required, *numeric, *integer, *optional_numeric]) if c not in frame.columns]
     if missing:
@@ -63,9 +87,12 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), *
         if bad.any():
             row = int(bad.idxmax())
             raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric or empty value(s), "
-                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
-        if col in integer and (values % 1 != 0).any():
-            raise HarnessError(f"{path}: column {col} must hold whole numbers (ids)")
+                               f"first {plain(frame[col].iloc[row])!r} at data row {row + 1}")
+        fraction = (values % 1 != 0).to_numpy() if col in integer else None
+        if fraction is not None and fraction.any():
+            row = int(fraction.argmax())
+            raise HarnessError(f"{path}: column {col} must hold whole numbers (ids); "
+                               f"first {plain(frame[col].iloc[row])!r} at data row {row + 1}")
         frame[col] = values.astype("int64") if col in integer else values
     for col in optional_numeric:
         values = pd.to_numeric(frame[col], errors="coerce")
@@ -73,7 +100,7 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), *
         if bad.any():
             row = int(bad.to_numpy().argmax())
             raise HarnessError(f"{path}: column {col} has {int(bad.sum())} non-numeric value(s), "
-                               f"first {frame[col].iloc[row]!r} at data row {row + 1}")
+                               f"first {plain(frame[col].iloc[row])!r} at data row {row + 1}")
         frame[col] = values
     return frame
 
@@ -81,6 +108,42 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), *
 def check_no_duplicates(frame: pd.DataFrame, columns: list[str], path) -> None:
     dup = frame.duplicated(subset=columns)
     if dup.any():
-        first = frame.loc[dup, columns].iloc[0].to_dict()
+        first = first_key(frame, columns, dup)
         raise HarnessError(f"{path}: {int(dup.sum())} duplicated ({', '.join(columns)}) row(s), first {first}; "
                            "keep one row per key")
+
+
+def check_values(frame: pd.DataFrame, column: str, path, lo=None, hi=None, allowed=None, blank_ok: bool = False,
+                 hint: str = "") -> None:
+    """Every value of a numeric ``column`` finite and within [lo, hi] (or one of ``allowed``); blanks
+    only with ``blank_ok``. Otherwise a HarnessError naming the file, the column, the count, and the
+    first bad value and its data row; ``hint`` says what the values mean or what to do."""
+    raw = frame[column]
+    values = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(values)
+    if lo is not None:
+        ok &= values >= lo
+    if hi is not None:
+        ok &= values <= hi
+    if allowed is not None:
+        ok &= np.isin(values, list(allowed))
+    if blank_ok:
+        ok |= raw.isna().to_numpy()
+    if ok.all():
+        return
+    if allowed is not None:
+        rule = "other than " + " or ".join(f"{plain(v)}" for v in allowed)
+    elif lo is not None and hi is not None:
+        rule = f"outside [{plain(lo)}, {plain(hi)}]"
+    elif lo is not None:
+        rule = "negative" if lo == 0 else f"below {plain(lo)}"
+    elif hi is not None:
+        rule = f"above {plain(hi)}"
+    else:
+        rule = "not finite"
+    if allowed is None and rule != "not finite":
+        rule += " or infinite" if blank_ok else ", infinite or empty"
+    bad = ~ok
+    row = int(bad.argmax())
+    raise HarnessError(f"{path}: column {column} has {int(bad.sum())} value(s) {rule}, first "
+                       f"{plain(raw.iloc[row])!r} at data row {row + 1}" + (f"; {hint}" if hint else ""))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from harness.data.files import check_no_duplicates
+from harness.data.files import check_no_duplicates, first_key
 from harness.errors import HarnessError
 
 
@@ -153,7 +153,7 @@ def join_checked(left: pd.DataFrame, right: pd.DataFrame, on, right_name: str, l
         indexer = pd.MultiIndex.from_frame(right[on]).get_indexer(pd.MultiIndex.from_frame(left[on]))
     lost = indexer < 0
     if lost.any():
-        first = left.loc[lost, on].iloc[0].to_dict()
+        first = first_key(left, on, lost)
         raise HarnessError(f"{int(lost.sum())} of {len(left)} {left_name} have no match in {right_name} on "
                            f"({', '.join(on)}), first {first}; add the missing rows to {right_name}")
     added = right.drop(columns=on).iloc[indexer].set_axis(left.index)

@@ -14,11 +14,16 @@ from harness.models.collab import logit_of, scale_to_range
 
 class TabularModel(nn.Module):
     def __init__(self, emb_sizes, n_cont: int, layers=(1000, 500), dropouts=(0.001, 0.01), emb_drop: float = 0.04,
-                 y_range=None, batchnorm: bool = False, init_output: float | None = None):
+                 y_range=None, batchnorm: bool = False, init_output: float | None = None, emb_names=None):
         super().__init__()
         if len(dropouts) != len(layers):
             raise ValueError(f"{len(layers)} layers but {len(dropouts)} dropouts; give one dropout per layer")
         self.embeds = nn.ModuleList([nn.Embedding(card, width) for card, width in emb_sizes])
+        # The column of each embedding, for summaries. Not in the state dict: the parameter names
+        # stay embeds.0 .. embeds.N, so model.pt files saved before still load.
+        self.emb_names = list(emb_names) if emb_names is not None else None
+        if self.emb_names is not None and len(self.emb_names) != len(self.embeds):
+            raise ValueError(f"{len(self.embeds)} embeddings but {len(self.emb_names)} names")
         for emb in self.embeds:
             # The lesson's initialisation: small uniform values that shrink with the width.
             bound = 2 / (emb.embedding_dim + 1)
@@ -50,6 +55,10 @@ class TabularModel(nn.Module):
             x = torch.cat([x, self.bn_cont(conts)], dim=1)
         x = self.head(self.layers(x)).squeeze(1)
         return scale_to_range(x, self.y_range) if self.y_range else x
+
+    def module_labels(self) -> dict[str, str]:
+        """Names for a summary: ``embeds.0`` shown as ``embeds.0 (Store)``."""
+        return {f"embeds.{i}": f"embeds.{i} ({name})" for i, name in enumerate(self.emb_names or [])}
 
     def layer_groups(self) -> list[list[nn.Parameter]]:
         """Embeddings, the hidden layers, the output: three groups for differential rates and freezing."""
