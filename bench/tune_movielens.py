@@ -25,6 +25,7 @@ from harness import runner
 from harness.config import apply_overrides, load_config
 from harness.plugins import get_competition
 from harness.tune import blend as blending, export
+from harness.tune.pruning import recipe_epochs
 from harness.tune.study import (Objective, check_search_space, direction_of, make_pruner, make_sampler,
                                 make_storage, open_study, optimize)
 
@@ -60,7 +61,7 @@ def main(argv=None, default_overrides=("data.split=u1",), prepare_data=lambda pa
     t0 = time.perf_counter()
     check_search_space(config)
     study = open_study(make_storage(None, ws), comp.name, direction_of(comp, config), make_sampler("tpe", args.seed),
-                       make_pruner("median", config["train"]["epochs"]), config=config)
+                       make_pruner("median", recipe_epochs(comp, config)), config=config, competition=comp.name)
     objective = Objective(comp, config, args.data_dir, ws)
     setup_s = time.perf_counter() - t0
     t0, c0 = time.perf_counter(), time.process_time()

@@ -20,6 +20,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.runs import Run
 
 DB_NAME = "leaderboard.sqlite"
@@ -64,9 +65,16 @@ class Leaderboard:
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.executescript(SCHEMA)
+        if self.path.is_dir():
+            raise HarnessError(f"{self.path} is a directory; the leaderboard keeps its database file there: "
+                               "move the folder away")
+        try:
+            db = sqlite3.connect(self.path, timeout=30)
+            db.row_factory = sqlite3.Row
+            db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # not SQLite, or cut short
+            raise HarnessError(f"{self.path} is not a readable leaderboard database ({exc}); move it away and "
+                               "the next run or submission starts a new one") from None
         return db
 
     # ------------------------------------------------------------------ writing

@@ -335,8 +335,9 @@ def test_an_invalid_file_never_reaches_the_server(kaggle, cli_run, workspace, ba
     run = make_run(workspace, target=target, ids=ids)
     if bad == "columns":
         write_csv(run.path("submission.csv"), pd.DataFrame({"id": ids, "prediction": target}))
-    result = cli_run("submit", "toy-kaggle", "--run", run.id, expect=2)
-    assert expected in result.output and "submission.csv" in result.output
+    line = error_line(cli_run("submit", "toy-kaggle", "--run", run.id, expect=2))
+    # The run's own file is named ("submission.csv" alone would also match the sample_submission.csv).
+    assert line.startswith(f"error: {run.path('submission.csv')}: ") and expected in line, line
     assert kaggle.calls == [] and kaggle.uploads == []
     assert Leaderboard(workspace).submissions("toy-kaggle") == []
 
@@ -420,3 +421,286 @@ def test_help_works_without_credentials_and_does_not_import_kaggle(tmp_path):
     assert done.returncode == 0 and "submit" in done.stdout and "leaderboard" in done.stdout
     assert "Authentication required" not in done.stdout + done.stderr
     assert list(tmp_path.iterdir()) == []  # no ~/.kaggle or ~/.config/kaggle created
+
+
+# ---------------------------------------------------------------------- zips: bombs and odd member names
+def deflated(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def test_zip_bomb_over_the_limit_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from harness.kaggle.download import extract_archives
+
+    bomb = deflated({"zeros.bin": bytes(50 * 2**20)})  # 50 MB of zeros in a zip of about 50 kB
+    assert len(bomb) < 2**20
+    (tmp_path / "bomb.zip").write_bytes(bomb)
+    monkeypatch.setenv("HARNESS_UNZIP_LIMIT", "10M")
+    with pytest.raises(HarnessError) as caught:
+        extract_archives(tmp_path)
+    message = str(caught.value)
+    assert "bomb.zip" in message and "50.0 MiB" in message and "10.0 MiB limit" in message
+    assert "HARNESS_UNZIP_LIMIT" in message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bomb.zip"]  # zeros.bin never started
+
+
+def test_nested_zips_count_together_against_the_limit(tmp_path):
+    from harness.kaggle.download import extract_archives
+
+    inner = {f"part{i}.zip": deflated({f"part{i}.bin": bytes(6 * 2**20)}) for i in range(2)}
+    (tmp_path / "bundle.zip").write_bytes(zipped(inner))
+    with pytest.raises(HarnessError, match=r"part1\.zip would unpack .* 10\.0 MiB limit"):
+        extract_archives(tmp_path, limit=10 * 2**20)  # each part fits alone; the two together do not
+    assert (tmp_path / "part0.bin").stat().st_size == 6 * 2**20 and not (tmp_path / "part1.bin").exists()
+
+
+def test_a_member_that_lies_about_its_size_is_stopped_and_removed(tmp_path):
+    import struct
+
+    from harness.kaggle.download import extract_archives
+
+    data = bytearray(deflated({"big.bin": bytes(5 * 2**20)}))
+    # Declare 1000 bytes instead of 5 MiB in the local header (offset 22) and the central directory (offset 24).
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    struct.pack_into("<I", data, local + 22, 1000)
+    struct.pack_into("<I", data, central + 24, 1000)
+    with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
+        assert z.getinfo("big.bin").file_size == 1000
+    (tmp_path / "liar.zip").write_bytes(bytes(data))
+    with pytest.raises(HarnessError, match="liar.zip") as caught:
+        extract_archives(tmp_path, limit=2**20)  # the declared size passes the limit; the content would not
+    assert "big.bin" in str(caught.value)
+    assert not (tmp_path / "big.bin").exists()  # nothing half-written left behind
+
+
+def test_odd_member_names_are_renamed_or_skipped_with_a_note(tmp_path, capsys):
+    import warnings
+
+    from harness.kaggle.download import extract_archives
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    buf = io.BytesIO()
+    with warnings.catch_warnings(), zipfile.ZipFile(buf, "w") as z:
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name we write on purpose
+        z.writestr("/abs.csv", b"absolute\n")
+        z.writestr("../x.csv", b"escaped\n")
+        z.writestr("sub/../../y.csv", b"escaped too\n")
+        z.writestr("images/", b"")
+        z.writestr("images/a.jpg", b"jpeg")
+        z.writestr("train.csv", b"first\n")
+        z.writestr("train.csv", b"second\n")
+    (folder / "odd.zip").write_bytes(buf.getvalue())
+    assert extract_archives(folder) == 1
+    err = capsys.readouterr().err
+    assert "odd.zip: member '/abs.csv' is an absolute path, written inside the folder as abs.csv" in err
+    assert "skipped member '../x.csv'" in err and "skipped member 'sub/../../y.csv'" in err
+    assert "skipped member 'train.csv': a second file of that name" in err
+    assert "images" not in err  # an ordinary folder entry needs no note
+    assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*")) == ["abs.csv", "images", "images/a.jpg",
+                                                                             "train.csv"]
+    assert (folder / "train.csv").read_bytes() == b"first\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing escaped the folder
+
+
+@pytest.mark.parametrize("value", ["lots", "-5G", "0"])
+def test_a_bad_unzip_limit_is_named(monkeypatch, value):
+    from harness.kaggle.download import unzip_limit
+
+    monkeypatch.setenv("HARNESS_UNZIP_LIMIT", value)
+    with pytest.raises(HarnessError, match=f"HARNESS_UNZIP_LIMIT={value!r}: give a size above 0"):
+        unzip_limit()
+
+
+def test_unzip_limit_reads_units(monkeypatch):
+    from harness.kaggle.download import DEFAULT_UNZIP_LIMIT, unzip_limit
+
+    monkeypatch.delenv("HARNESS_UNZIP_LIMIT", raising=False)
+    assert unzip_limit() == DEFAULT_UNZIP_LIMIT == 50 * 2**30
+    for text, expected in [("200G", 200 * 2**30), ("1.5k", 1536), ("512", 512), ("3 MiB", 3 * 2**20)]:
+        monkeypatch.setenv("HARNESS_UNZIP_LIMIT", text)
+        assert unzip_limit() == expected, text
+
+
+def test_download_over_the_unzip_limit_fails_cleanly(kaggle, cli_run, workspace, monkeypatch):
+    monkeypatch.setenv("HARNESS_UNZIP_LIMIT", "1K")  # the toy competition's files are a few kB
+    result = cli_run("data", "toy-kaggle", "--download", expect=2)
+    (line,) = [l for l in result.output.splitlines() if l.startswith("error:")]
+    assert f"{SLUG}.zip" in line and "1.0 KiB limit" in line and "Traceback" not in result.output
+    assert not (workspace / "data" / "toy-kaggle").exists()
+    assert not [p for p in (workspace / "data").iterdir()]  # the temporary folder is gone too
+
+
+# ---------------------------------------------------------------------- bad input to submit and leaderboard
+def error_line(result) -> str:
+    """The one `error:` line of a failed command (and no traceback)."""
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+class ToyLocal(Competition):
+    """A competition scored locally, whose loader leaves solution.csv alone: the generic checks answer."""
+
+    name = "toy-local"
+    kaggle_slug = None
+    description = "toy locally scored competition registered by a test"
+    raw_files = ("test.csv",)
+
+    def default_config(self):
+        return {"seed": 0, "train": {"epochs": 1, "lr": 0.01, "batch_size": 8}}
+
+    def metrics(self, config):
+        from harness.metrics import rmse
+
+        return [rmse]
+
+    def load(self, data_dir, config):
+        return {"test": read_table(data_dir / "test.csv", required=("id", "x"))}
+
+    def check_submission(self, submission, raw):
+        if len(submission) != len(raw["test"]):
+            raise HarnessError(f"submission has {len(submission)} rows; test.csv has {len(raw['test'])}")
+
+
+class ToyLocalPlugin:
+    @hookimpl
+    def register_competitions(self, register):
+        register(ToyLocal())
+
+
+@pytest.fixture
+def local_run(workspace, cli_run):
+    """Toy data scored locally against solution.csv, and a run whose submission is right."""
+    plugins.register_plugin(ToyLocalPlugin(), name="toy-local", source="test")
+    data = workspace / "data" / "toy-local"
+    data.mkdir(parents=True)
+    ids = np.arange(1, N_TEST + 1)
+    pd.DataFrame({"id": ids, "x": np.linspace(0, 1, N_TEST)}).to_csv(data / "test.csv", index=False)
+    solution = pd.DataFrame({"id": ids, "target": np.linspace(1, 5, N_TEST)})
+    solution.to_csv(data / "solution.csv", index=False)
+    run = Run.create(workspace, "toy-local")
+    run.save_config(ToyLocal().default_config())
+    write_json(run.path("summary.json"), {"primary_metric": "rmse", "primary_score": 0.9, "direction": "minimize"})
+    write_csv(run.path("submission.csv"), solution.assign(target=solution["target"] + 0.5))
+    assert "rmse = 0.50000" in cli_run("submit", "toy-local", "--run", run.id).output  # as it stands, it scores
+    yield run, data / "solution.csv", solution
+    plugins.unregister_plugin("toy-local")
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("short", "does not answer the test set: 5 test id(s) have no answer (e.g. 16)"),
+    ("extra ids", "2 answer(s) for ids not in the test set (e.g. 1000000)"),
+    ("duplicate id", "1 duplicated id(s), first 1;"),
+    ("blank id", "1 row(s) without an id, first at data row 4"),
+    ("text answer", "column target has 1 value(s) that are not finite numbers, first 'four' at data row 3"),
+    ("truncated", "column target has 1 value(s) that are not finite numbers, first nan at data row 20"),
+    ("columns", "columns ['id', 'score'] should be the submission's ['id', 'target']"),
+])
+def test_a_faulty_solution_csv_is_named_not_the_submission(local_run, cli_run, workspace, fault, expected):
+    run, path, solution = local_run
+    bad = solution.astype({"id": object, "target": object})
+    if fault == "short":
+        bad = bad.iloc[:-5]
+    if fault == "extra ids":
+        bad = pd.concat([bad, pd.DataFrame({"id": [10**6, 10**6 + 1], "target": [3.0, 4.0]})])
+    if fault == "duplicate id":
+        bad.loc[1, "id"] = bad.loc[0, "id"]
+    if fault == "blank id":
+        bad.loc[3, "id"] = None
+    if fault == "text answer":
+        bad.loc[2, "target"] = "four"
+    if fault == "columns":
+        bad = bad.rename(columns={"target": "score"})
+    bad.to_csv(path, index=False)
+    if fault == "truncated":  # cut in the last row, after its id: a download or copy that stopped short
+        text = path.read_text()
+        path.write_text(text[:text.rstrip("\n").rindex(",") + 1])
+    line = error_line(cli_run("submit", "toy-local", "--run", run.id, expect=2))
+    assert line.startswith(f"error: {path}") and expected in line, line
+    assert str(run.path("submission.csv")) not in line
+    assert len(Leaderboard(workspace).submissions("toy-local")) == 1  # the faulty solution scored nothing
+
+
+@pytest.mark.parametrize("fault, expected", [
+    ("short", "submission has 15 rows; test.csv has 20"),
+    ("other id", "the id set differs from solution.csv's: 1 missing (e.g. 1); 1 not in solution.csv (e.g. 1000000)"),
+    ("duplicate id", "1 duplicated id(s), first 1"),
+    ("text answer", "non-numeric prediction values in ['target']"),
+])
+def test_a_faulty_submission_is_named_not_the_solution(local_run, cli_run, fault, expected):
+    run, path, solution = local_run
+    sub = pd.read_csv(run.path("submission.csv")).astype({"target": object})
+    if fault == "short":
+        sub = sub.iloc[:-5]
+    if fault == "other id":
+        sub.loc[0, "id"] = 10**6
+    if fault == "duplicate id":
+        sub.loc[1, "id"] = sub.loc[0, "id"]
+    if fault == "text answer":
+        sub.loc[2, "target"] = "four"
+    write_csv(run.path("submission.csv"), sub)
+    line = error_line(cli_run("submit", "toy-local", "--run", run.id, expect=2))
+    assert line.startswith(f"error: {run.path('submission.csv')}: ") and expected in line, line
+
+
+@pytest.mark.parametrize("which", ["submission", "solution"])
+def test_a_directory_in_place_of_a_local_file_is_named(local_run, cli_run, which):
+    run, solution_path, _ = local_run
+    path = run.path("submission.csv") if which == "submission" else solution_path
+    path.unlink()
+    path.mkdir()
+    line = error_line(cli_run("submit", "toy-local", "--run", run.id, expect=2))
+    assert f"{path} is a directory" in line
+
+
+def test_a_short_movielens_solution_csv_is_named_not_the_submission(cli_run, workspace):
+    from plugins.movielens import MovieLens
+
+    cli_run("data", "movielens", "--sample")
+    path = workspace / "data" / "movielens" / "solution.csv"
+    solution = pd.read_csv(path)
+    run = Run.create(workspace, "movielens")
+    run.save_config(MovieLens().default_config())
+    write_json(run.path("summary.json"), {"primary_metric": "rmse", "primary_score": 0.9, "direction": "minimize"})
+    write_csv(run.path("submission.csv"), solution)
+    solution.iloc[:-5].to_csv(path, index=False)
+    line = error_line(cli_run("submit", "movielens", "--run", run.id, expect=2))
+    assert line.startswith(f"error: {path}: ") and str(run.path("submission.csv")) not in line
+
+
+@pytest.mark.parametrize("which", ["submission.csv", "sample_submission.csv"])
+def test_a_directory_in_place_of_a_kaggle_file_is_named(kaggle, cli_run, workspace, which):
+    data = put_data(workspace)
+    run = make_run(workspace)
+    path = run.path(which) if which == "submission.csv" else data / which
+    path.unlink()
+    path.mkdir()
+    line = error_line(cli_run("submit", "toy-kaggle", "--run", run.id, "--dry-run", expect=2))
+    assert f"{path} is a directory" in line
+    assert kaggle.calls == []
+
+
+def test_a_truncated_submission_names_the_submission(kaggle, cli_run, workspace):
+    put_data(workspace)
+    run = make_run(workspace)
+    text = run.path("submission.csv").read_text()
+    run.path("submission.csv").write_text(text[:len(text) * 2 // 3])  # a copy that stopped two thirds in
+    line = error_line(cli_run("submit", "toy-kaggle", "--run", run.id, expect=2))
+    assert line.startswith(f"error: {run.path('submission.csv')}: ")
+    assert kaggle.calls == [] and kaggle.uploads == []
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["submit", "toy-kaggle", "--wait", "-1"], "--wait -1: give the seconds"),
+    (["leaderboard", "toy-kaggle", "--kaggle", "-3"], "--kaggle -3: give how many"),
+])
+def test_negative_counts_to_submit_and_leaderboard_are_named(kaggle, cli_run, workspace, args, expected):
+    put_data(workspace)
+    make_run(workspace)
+    assert expected in error_line(cli_run(*args, expect=2))
+    assert kaggle.calls == []

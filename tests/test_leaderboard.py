@@ -148,3 +148,28 @@ def test_fingerprint_follows_content_and_caches_by_file_stats(tmp_path):
     assert touched != first
     (data / ".hidden").write_text("ignored")  # hidden files (our markers) do not count
     assert data_fingerprint(data) == touched
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+def test_a_damaged_leaderboard_file_is_one_clear_error(cli_run, workspace, damage):
+    _run(workspace, 0.9, competition="movielens")
+    path = workspace / "leaderboard.sqlite"
+    if damage == "garbage":
+        path.write_bytes(b"not a database at all\n" * 50)
+    if damage == "truncated":  # a copy cut short: the header survives, the pages do not
+        path.write_bytes(path.read_bytes()[:100])
+    if damage == "directory":
+        path.unlink()
+        path.mkdir()
+    result = cli_run("leaderboard", "movielens", expect=2)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.output
+
+
+def test_training_beside_a_damaged_leaderboard_keeps_the_run(slope_data, workspace, capsys):
+    workspace.mkdir(parents=True)
+    (workspace / "leaderboard.sqlite").write_bytes(b"not a database at all\n" * 50)
+    run = runner.train(Slope(), Slope().default_config(), slope_data, workspace, device="cpu", echo=False, progress=True)
+    assert run.path("model.pt").exists()
+    err = capsys.readouterr().err
+    assert "could not record run" in err and "leaderboard.sqlite is not a readable leaderboard database" in err

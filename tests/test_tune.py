@@ -1,4 +1,7 @@
 """`harness tune` / `harness blend` on generated MovieLens data with the default SQLite storage."""
+import re
+import time
+
 import numpy as np
 import optuna
 import pandas as pd
@@ -8,7 +11,8 @@ from click.testing import CliRunner
 from harness.cli import cli
 from harness.metrics import rmse_fn
 from harness.runs import Run
-from harness.tune.study import default_storage, load_study, make_storage
+from harness.tune.pruning import recipe_epochs
+from harness.tune.study import default_storage, load_study, make_pruner, make_storage, optimize
 
 FAST = ["--set", "train.epochs=2"]
 
@@ -127,7 +131,8 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
 
     base = get_competition("movielens").default_config()
     base["train"]["epochs"] = 1
-    base["search"] = {"model.kind": {"type": "categorical", "choices": ["dot", "bogus"]}}
+    # A split the config allows but the sample data lacks (it has u1 only): those trials fail in training.
+    base["search"] = {"data.split": {"type": "categorical", "choices": ["random", "u2"]}}
     config.write_text(dump_config(base))
     result = invoke(ws, "tune", "movielens", "--trials", 4, "--config", config, "--sampler", "random", "--seed", 1)
     trials = open_study(ws).get_trials()
@@ -135,8 +140,8 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
     failed = [t for t in trials if t.state == optuna.trial.TrialState.FAIL]
     done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert failed and done, [t.params for t in trials]
-    assert all(t.params["model.kind"] == "bogus" and "bogus" in t.user_attrs["error"] for t in failed)
-    assert all(t.params["model.kind"] == "dot" for t in done)
+    assert all(t.params["data.split"] == "u2" and "u2.base" in t.user_attrs["error"] for t in failed)
+    assert all(t.params["data.split"] == "random" for t in done)
     assert f"trial {failed[0].number} failed: HarnessError" in result.output
 
 
@@ -154,3 +159,152 @@ def test_unknown_search_key_is_one_clear_error(tmp_path):
     assert "model.n_factor" in result.output and "Traceback" not in result.output
     result = invoke(ws, "tune", "movielens", "--show", "--study", "nope", expect=2)
     assert "no study 'nope'" in result.output
+
+
+# ---------------------------------------------------------------------- the progress bar
+BAR_FRAME = re.compile(r"(\d+)/(\d+) \[[^\]]*best ([\d.]+) \(trial (\d+)\)\]")
+
+
+def scripted_objective(values):
+    """Trial n returns values[n]; None stands for a trial that raises."""
+    def objective(trial):
+        trial.suggest_float("x", 0, 1)
+        if values[trial.number] is None:
+            raise ValueError("scripted failure")
+        return values[trial.number]
+    return objective
+
+
+def test_tune_bar_shows_each_trials_own_best(capsys):
+    values = [0.5, 0.3, None, 0.1, 0.4]
+    study = optuna.create_study(study_name="bar", direction="minimize")
+    optimize(study, scripted_objective(values), n_trials=len(values), timeout=None, progress=True)
+    err = capsys.readouterr().err
+    frames = [(int(done), float(best), int(number)) for done, _, best, number in BAR_FRAME.findall(err)]
+    assert frames and frames[-1][0] == len(values)
+    for done, best, number in frames:  # the frame drawn after trial `done` shows the best of the first `done`
+        finished = [(v, i) for i, v in enumerate(values[:done]) if v is not None]
+        assert (best, number) == min(finished), (done, best, number)
+    assert frames[-1][1:] == (round(study.best_value, 5), study.best_trial.number)
+    assert "trial 2 failed" in err
+
+
+def test_tune_bar_is_off_when_not_on_a_terminal(capsys):
+    values = [0.5, None, 0.2]
+    study = optuna.create_study(study_name="piped", direction="minimize")
+    optimize(study, scripted_objective(values), n_trials=len(values), timeout=None)  # stderr is captured: no tty
+    err = capsys.readouterr().err
+    assert "\r" not in err and "best" not in err
+    assert err.splitlines() == ["trial 1 failed: see the log"]  # lines beside the bar still come through
+
+
+# ---------------------------------------------------------------------- pruning counts real epochs
+@pytest.mark.parametrize("train, epochs", [
+    ({"epochs": 4, "schedule": "one-cycle"}, 4),
+    ({"epochs": 3, "schedule": "sgdr", "cycle_len": 1, "cycle_mult": 2}, 1 + 2 + 4),
+    ({"epochs": 2, "schedule": "sgdr", "cycle_len": 3, "cycle_mult": 1}, 3 + 3),
+    ({"epochs": 2, "schedule": "one-cycle", "stages": [{"freeze_to": -1}, {"freeze_to": 0, "epochs": 3}]}, 2 + 3),
+    ({"epochs": 2, "schedule": "one-cycle", "frozen_epochs": 1, "unfreeze_cycles": 3, "cycle_len": 1,
+      "cycle_mult": 2}, 2 + 1 + (1 + 2 + 4)),
+])
+def test_recipe_epochs_counts_epochs_not_cycles(train, epochs):
+    assert recipe_epochs(object(), {"train": train}) == epochs
+
+
+def test_a_competition_may_say_its_own_recipe_length():
+    class OwnRecipe:
+        def recipe_epochs(self, config):
+            return 2 * config["train"]["epochs"]
+
+    assert recipe_epochs(OwnRecipe(), {"train": {"epochs": 5, "schedule": "sgdr", "cycle_mult": 2}}) == 10
+
+
+def test_median_pruner_waits_half_the_sgdr_epochs():
+    config = {"train": {"epochs": 3, "schedule": "sgdr", "cycle_len": 1, "cycle_mult": 2}}  # 7 epochs
+    study = optuna.create_study(direction="minimize", pruner=make_pruner("median", recipe_epochs(object(), config)))
+    for _ in range(5):  # the pruner's startup trials, good at every epoch
+        trial = study.ask()
+        for step in range(1, 8):
+            trial.report(0.1, step)
+        study.tell(trial, 0.1)
+    bad = study.ask()
+    pruned_at = None
+    for step in range(1, 8):
+        bad.report(1.0, step)
+        if bad.should_prune():
+            pruned_at = step
+            break
+    assert pruned_at == 4  # not at epoch 2 (half the 3 cycles), but at half the 7 epochs
+
+
+def test_an_sgdr_trial_reports_every_epoch_of_its_cycles(tmp_path):
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    sgdr = ["--set", "train.schedule=sgdr", "--set", "train.epochs=2", "--set", "train.cycle_mult=2"]
+    result = invoke(ws, "tune", "movielens", "--trials", 1, "--sampler", "random", "--seed", 0, *sgdr)
+    (trial,) = open_study(ws).get_trials()
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert sorted(trial.intermediate_values) == [1, 2, 3]  # 2 cycles of 1 and 2 epochs
+    assert "\r" not in result.output  # the CLI's stderr is no terminal: no bar frames
+
+
+# ---------------------------------------------------------------------- bad input to `harness tune`
+def tune_error(ws, *args) -> str:
+    result = invoke(ws, "tune", "movielens", *args, expect=2)
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--trials", 0], "--trials 0: run at least one trial"),
+    (["--trials", -2], "--trials -2: run at least one trial"),
+    (["--timeout", 0], "--timeout 0: give a number of seconds above 0"),
+    (["--trials", 1, "--heartbeat", 0], "--heartbeat 0: give a number of seconds of at least 1"),
+])
+def test_a_search_of_no_length_is_one_clear_error(tmp_path, args, expected):
+    assert expected in tune_error(tmp_path / "ws", *args)
+    assert not (tmp_path / "ws" / "runs").exists()
+
+
+def test_unopenable_storages_are_one_clear_error(tmp_path):
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is no database, or one cut short" * 20)
+    cases = [
+        (f"sqlite:///{tmp_path}/missing/optuna.db", f"the folder {tmp_path}/missing does not exist"),
+        (f"sqlite:///{folder}", f"{folder} is a directory"),
+        (f"sqlite:///{garbage}", f"cannot open study storage sqlite:///{garbage}: "),
+        (f"journal:{folder}", f"{folder} is a directory"),
+        ("optuna.db", "give a database URL"),
+    ]
+    for url, expected in cases:
+        line = tune_error(ws, "--trials", 1, "--storage", url)
+        assert expected in line, (url, line)
+    assert not (ws / "runs").exists()
+
+
+def test_a_postgres_server_that_refuses_is_one_clear_error_at_once(tmp_path):
+    pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'harness[postgres]')")
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    started = time.monotonic()
+    line = tune_error(ws, "--trials", 1, "--storage", "postgresql://postgres@127.0.0.1:1/test")  # port 1: refused
+    assert "cannot open study storage postgresql://postgres@127.0.0.1:1/test" in line and "port 1" in line
+    assert time.monotonic() - started < 30
+
+
+def test_a_study_name_of_another_competition_is_refused(tmp_path):
+    from harness.tune.study import open_study as create
+
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    create(make_storage(default_storage(ws), ws), "shared", "minimize", competition="rossmann")
+    line = tune_error(ws, "--trials", 1, "--study", "shared")
+    assert "study 'shared' in this storage is a study of rossmann, not movielens" in line and "--study" in line
+    assert "a study of rossmann" in tune_error(ws, "--show", "--study", "shared")
+    assert open_study(ws, "shared").get_trials() == []  # no trial of movielens went into it

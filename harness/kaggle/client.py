@@ -19,10 +19,10 @@ import re
 import time
 from typing import Callable
 
-import click
 
 from harness.errors import HarnessError
 from harness.kaggle.credentials import SETUP_HELP, Credentials, config_dir, find_credentials
+from harness.progress import echo, stderr_is_terminal
 
 # How Kaggle words a refused submission when the team has used up its daily allowance.
 DAILY_LIMIT = re.compile(r"daily|per day|allowance|submission limit|max(imum)? (number of )?submissions", re.I)
@@ -108,8 +108,8 @@ class KaggleClient:
                     delay = _retry_after(exc.response)
                     delay = self.backoff * 2 ** (attempt - 1) if delay is None else min(delay, MAX_DELAY)
                     reason = "rate limited" if status == 429 else "server error"
-                    click.echo(f"Kaggle answered {status} ({reason}) to {what}; retrying in {delay:.1f} s "
-                               f"(attempt {attempt} of {self.retries})", err=True)
+                    echo(f"Kaggle answered {status} ({reason}) to {what}; retrying in {delay:.1f} s "
+                         f"(attempt {attempt} of {self.retries})", err=True)
                     self.sleep(delay)
                     continue
                 raise self.error(exc, status, what, slug) from None
@@ -150,10 +150,11 @@ class KaggleClient:
 
     # ------------------------------------------------------------------ operations
     def download_competition(self, slug: str, folder) -> None:
-        """Download the competition's files (one zip) into ``folder``, with the client's progress bar."""
+        """Download the competition's files (one zip) into ``folder``, with the client's progress bar on a
+        terminal (piped to a log it would fill the log with \\r frames)."""
         api = self.api
         self.call(f"downloading {slug}", api.competition_download_files, slug, path=str(folder), force=True,
-                  quiet=False, slug=slug)
+                  quiet=not stderr_is_terminal(), slug=slug)
 
     def submissions_left_today(self, slug: str) -> int | None:
         """How many submissions Kaggle allows now, or None when it cannot tell (no team yet, old server)."""

@@ -20,8 +20,12 @@ def submit(ctx, name, run_id, message, dry_run, wait, data_dir):
     Competitions without a Kaggle counterpart are scored locally against their held-out answers.
     An invalid file is never uploaded.
     """
+    from harness.errors import HarnessError
     from harness.kaggle.submit import submit as submit_run
     from harness.cli import _competition, _workspace
+
+    if not wait >= 0:
+        raise HarnessError(f"--wait {wait:g}: give the seconds to wait for the score, 0 or more")
 
     submit_run(_competition(name), _workspace(ctx), run_id, message=message, dry_run=dry_run,
                data_dir=data_dir, wait=wait)
@@ -40,6 +44,8 @@ def leaderboard(ctx, name, refresh, kaggle_top):
     from harness.leaderboard import Leaderboard, format_table, plot_validation_vs_public, rank_correlation
     from harness.cli import _competition, _workspace
 
+    if kaggle_top < 0:
+        raise HarnessError(f"--kaggle {kaggle_top}: give how many of Kaggle's top entries to show, 1 or more")
     comp = _competition(name)
     workspace = _workspace(ctx)
     if refresh:

@@ -3,7 +3,9 @@
 The order is what keeps an invalid file off Kaggle: the file is checked by the competition
 (``check_submission`` on its loaded data) and against the sample submission (columns, id set,
 duplicates, NaN/inf, range, probabilities) before any network call. Competitions without a Kaggle
-counterpart (``kaggle_slug = None``) are scored here against their held-out answers file instead.
+counterpart (``kaggle_slug = None``) are scored here against their held-out answers file instead;
+that file is checked on its own first, so its faults (a short solution.csv, text ratings) name it
+and not the submission.
 """
 from __future__ import annotations
 
@@ -16,13 +18,13 @@ from pathlib import Path
 import click
 import numpy as np
 import pandas as pd
-from tqdm import tqdm
 
 from harness.data.files import read_table
 from harness.errors import HarnessError
 from harness.leaderboard import Leaderboard, now
+from harness.progress import progress_bar
 from harness.runs import Run
-from harness.submission import validate_submission
+from harness.submission import check_answers, validate_submission
 
 SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
 
@@ -65,8 +67,33 @@ def _run_config(competition, run: Run) -> dict:
     return run.config() if run.path("config.toml").exists() else competition.default_config()
 
 
-def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.DataFrame, dict]:
-    """Every check we can make before uploading; HarnessError naming the file and the fault."""
+def known_test_ids(raw, id_column: str) -> list | None:
+    """The test set's ids where the loaded data shows them (a ``test`` table holding ``id_column``)."""
+    test = raw.get("test") if isinstance(raw, dict) else getattr(raw, "test", None)
+    if isinstance(test, pd.DataFrame) and id_column in test.columns:
+        return test[id_column].tolist()
+    return None
+
+
+def read_answers(competition, raw, path: Path, columns: list) -> pd.DataFrame:
+    """A locally scored competition's held-out answers, checked on their own so that their faults
+    (missing, extra or repeated ids, text ratings) name this file and not the submission.
+
+    ``columns``: those of a submission that passed the competition's ``check_submission``, so they
+    are the competition's format and the answers must have them too.
+    """
+    answers = read_table(path)
+    hint = f"restore it, or `harness data {competition.name} --sample --force` writes generated data with one"
+    check_answers(answers, str(path), columns=columns, test_ids=known_test_ids(raw, str(answers.columns[0])),
+                  hint=hint)
+    return answers
+
+
+def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
+    """Every check we can make before uploading; HarnessError naming the file and the fault.
+
+    Returns the submission, the run's config and, for a competition scored locally, its checked answers.
+    """
     config = _run_config(competition, run)
     submission = read_table(path)
     raw = competition.load(data_dir, config)
@@ -74,31 +101,31 @@ def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.Data
         competition.check_submission(submission, raw)
     except HarnessError as exc:
         raise HarnessError(f"{path}: {exc}") from None
-    reference = find_sample(data_dir)
-    if reference is None and competition.kaggle_slug is None and solution_path(competition, data_dir).exists():
-        reference = solution_path(competition, data_dir)  # same columns and ids as a sample would have
-    if reference is not None:
-        sample = read_table(reference)
-        validate_submission(submission, sample, id_column=str(sample.columns[0]),
-                            value_range=competition.submission_range,
-                            probabilities=competition.submission_probabilities, name=str(path))
+    answers = None
+    solution = solution_path(competition, data_dir)
+    if competition.kaggle_slug is None and solution.exists():
+        answers = read_answers(competition, raw, solution, list(submission.columns))
+    sample_path = find_sample(data_dir)
+    if sample_path is not None:
+        sample, reference = read_table(sample_path), "the sample submission"
+    elif answers is not None:
+        sample, reference = answers, solution.name  # same columns and ids as a sample would have
     else:
         click.echo(f"warning: no sample submission in {data_dir}; only {competition.name}'s own checks ran", err=True)
-    return submission, config
+        return submission, config, answers
+    validate_submission(submission, sample, id_column=str(sample.columns[0]), value_range=competition.submission_range,
+                        probabilities=competition.submission_probabilities, name=str(path), reference=reference)
+    return submission, config, answers
 
 
-def score_locally(competition, config: dict, submission: pd.DataFrame, solution_file: Path) -> float:
-    """The competition's primary metric of ``submission`` against the held-out answers, aligned by id."""
-    solution = read_table(solution_file)
+def score_locally(competition, config: dict, submission: pd.DataFrame, answers: pd.DataFrame) -> float:
+    """The competition's primary metric of ``submission`` against the checked held-out answers, aligned by id."""
     scorer = getattr(competition, "score_submission", None)
     if scorer is not None:
-        return float(scorer(submission, solution))
-    id_column = str(solution.columns[0])
-    values = [c for c in solution.columns if c != id_column]
-    missing = set(solution[id_column]) - set(submission[id_column])
-    if missing:
-        raise HarnessError(f"the submission lacks {len(missing)} id(s) of {solution_file}, e.g. {sorted(missing, key=str)[0]!r}")
-    merged = solution.merge(submission, on=id_column, suffixes=("_true", "_pred"))
+        return float(scorer(submission, answers))
+    id_column = str(answers.columns[0])
+    values = [c for c in answers.columns if c != id_column]
+    merged = answers.merge(submission, on=id_column, suffixes=("_true", "_pred"))
     targets = merged[[f"{c}_true" for c in values]].to_numpy(dtype=np.float64)
     preds = merged[[f"{c}_pred" for c in values]].to_numpy(dtype=np.float64)
     if len(values) == 1:  # one prediction column: plain vectors, as the metrics expect
@@ -120,7 +147,7 @@ def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, 
     from harness.kaggle.client import DAILY_LIMIT, daily_limit_error
 
     start = time.monotonic()
-    with tqdm(total=round(wait), desc="scoring", unit="s", leave=False, bar_format="{desc}: {n}/{total} s") as bar:
+    with progress_bar(total=round(wait), desc="scoring", unit="s", bar_format="{desc}: {n}/{total} s") as bar:
         while True:
             mine = [s for s in client.submissions(slug) if s is not None and int(s.ref or 0) == ref]
             if mine and mine[0].status == SubmissionStatus.COMPLETE:
@@ -145,7 +172,7 @@ def submit(competition, workspace: Path, run_id: str = "latest", message: str | 
     run = Run.find(workspace, competition.name, run_id)
     data_dir = runner.data_dir_for(workspace, competition, data_dir)
     path = submission_file(competition, run, data_dir)
-    submission, config = validate(competition, run, data_dir, path)
+    submission, config, answers = validate(competition, run, data_dir, path)
     click.echo(f"{path}: valid ({len(submission)} rows, columns {', '.join(map(str, submission.columns[:6]))}"
                f"{', ...' if len(submission.columns) > 6 else ''})")
     board = Leaderboard(workspace)
@@ -162,7 +189,7 @@ def submit(competition, workspace: Path, run_id: str = "latest", message: str | 
         if dry_run:
             click.echo("dry run: the file is valid; not scored")
             return SubmitResult(run.id, path, "dry-run")
-        score = score_locally(competition, config, submission, solution)
+        score = score_locally(competition, config, submission, answers)
         board.add_submission(competition.name, run.id, "local", message, digest, public_score=score, scored=now())
         metric = summary.get("primary_metric") or competition.metrics(config)[0].name
         click.echo(f"scored locally against {solution.name}: {metric} = {score:.5f} "

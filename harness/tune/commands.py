@@ -7,7 +7,7 @@ import click
 
 from harness.cli_options import config_option, data_dir_option, device_option, set_option
 from harness.errors import HarnessError
-from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS
+from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget
 
 storage_option = click.option(
     "--storage", help="Where the study lives: sqlite:///FILE (default: WORKSPACE/tune/optuna.db), "
@@ -51,6 +51,10 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     Rerunning continues the study; running the same command on more machines with a shared
     --storage (PostgreSQL, or a journal file) adds workers to it.
     """
+    if not (show or export_path):
+        check_budget(n_trials, timeout)  # before Optuna, torch, the config and the data are touched
+    if heartbeat < 1:
+        raise HarnessError(f"--heartbeat {heartbeat}: give a number of seconds of at least 1")
     from harness import runner
     from harness.cli import _competition, _config, _workspace
     from harness.tune import export, report, study as studies
@@ -60,7 +64,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     url = _storage_url(ctx, storage)
     study_name = study_name or name
     if show or export_path:
-        study = studies.load_study(studies.make_storage(url, workspace, heartbeat), study_name)
+        study = studies.load_study(studies.make_storage(url, workspace, heartbeat), study_name, comp.name)
         if show:
             studies.fail_stale_trials(study)  # a killed worker's trial shows as FAILED, not RUNNING forever
             report.show(study, workspace / "tune" / study_name, studies.shown_url(url))
@@ -70,8 +74,6 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
             click.echo(f"trial {trial.number} (validation {trial.value:.6f}) written to {path}; "
                        f"reproduce it with `harness train {name} --config {path}`")
         return
-    if n_trials is None and timeout is None:
-        raise HarnessError("say how long to search: --trials N and/or --timeout SECONDS")
     config = _config(comp, config_file, overrides)
     path = runner.data_dir_for(workspace, comp, data_dir)
     click.echo(f"study {study_name!r} in {studies.shown_url(url)}")
@@ -101,7 +103,7 @@ def blend(ctx, name, k, storage, study_name):
     comp = _competition(name)
     workspace = _workspace(ctx)
     url = _storage_url(ctx, storage)
-    study = studies.load_study(studies.make_storage(url, workspace), study_name or name)
+    study = studies.load_study(studies.make_storage(url, workspace), study_name or name, comp.name)
     result = blending.blend(comp, study, workspace, k)
     best = result.trial_scores[result.best_trial]
     trials = ", ".join(str(n) for n in result.trial_scores)

@@ -6,6 +6,33 @@ import math
 import optuna
 
 from harness.train.callbacks import Callback
+from harness.train.schedules import sgdr_epochs
+
+
+def recipe_epochs(competition, config: dict) -> int:
+    """Epochs a training run of ``config`` lasts over its whole recipe: what the pruning steps count.
+
+    A competition with its own recipe may say it (a ``recipe_epochs(config)`` method). Otherwise the
+    [train] keys of the bundled recipes are read: under SGDR ``epochs`` counts cycles of
+    ``cycle_len * cycle_mult**i`` epochs; ``stages`` (gradual unfreezing) fit once per stage, for the
+    stage's ``epochs`` or ``train.epochs``; ``frozen_epochs`` and ``unfreeze_cycles`` (SGDR cycles of
+    ``cycle_len``, ``cycle_mult``) follow a first fit (a frozen head, then the unfrozen network).
+    """
+    own = getattr(competition, "recipe_epochs", None)
+    if own is not None:
+        return int(own(config))
+    t = config.get("train", {})
+    epochs, schedule = int(t.get("epochs", 1)), t.get("schedule", "one-cycle")
+    cycle_len, cycle_mult = int(t.get("cycle_len", 1)), int(t.get("cycle_mult", 1))
+    stages = t.get("stages")
+    if isinstance(stages, list) and stages:
+        # Each stage is one fit under train.schedule without cycle lengths: one epoch per SGDR cycle.
+        return sum(int(stage.get("epochs", epochs)) for stage in stages if isinstance(stage, dict))
+    if "unfreeze_cycles" in t or "frozen_epochs" in t:
+        # The first fit (the head alone) passes no cycle lengths either.
+        return epochs + int(t.get("frozen_epochs", 0)) + sgdr_epochs(int(t.get("unfreeze_cycles", 0)), cycle_len,
+                                                                     cycle_mult)
+    return sgdr_epochs(epochs, cycle_len, cycle_mult) if schedule == "sgdr" else epochs
 
 
 class OptunaPruning(Callback):

@@ -12,22 +12,22 @@ import contextlib
 import io
 import math
 import platform
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import click
 import optuna
 
 from harness import runner
 from harness.config import apply_overrides, get
 from harness.errors import HarnessError
-from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS
-from harness.tune.pruning import OptunaPruning
+from harness.progress import echo, progress_bar
+from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget
+from harness.tune.pruning import OptunaPruning, recipe_epochs
 
 _MISSING = object()
+PG_CONNECT_TIMEOUT = 10  # seconds
 
 
 # ---------------------------------------------------------------------- storage
@@ -70,7 +70,27 @@ def quiet_optuna() -> None:
 
 
 def _stale_trial(study, trial) -> None:
-    click.echo(f"trial {trial.number}: its worker stopped sending heartbeats (killed?); marked failed", err=True)
+    echo(f"trial {trial.number}: its worker stopped sending heartbeats (killed?); marked failed", err=True)
+
+
+def check_sqlite_path(url: str) -> None:
+    """An SQLite URL's file must be creatable: its folder must exist and the path must not be a folder."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        database = make_url(url).database
+    except Exception:
+        raise HarnessError(f"--storage {url!r} is not a database URL; give sqlite:///FILE, "
+                           "postgresql://USER@HOST/DB or journal:PATH") from None
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    path = Path(database)
+    if path.is_dir():
+        raise HarnessError(f"--storage {url}: {path} is a directory; give the path of a database file in it, "
+                           f"e.g. sqlite:///{path / 'optuna.db'}")
+    if not path.parent.is_dir():
+        raise HarnessError(f"--storage {url}: the folder {path.parent} does not exist; create it or give "
+                           "another path (sqlite:///FILE takes a relative path, sqlite:////FILE an absolute one)")
 
 
 def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEARTBEAT):
@@ -81,12 +101,25 @@ def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEAR
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         path = Path(url.removeprefix("journal:"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        if path.is_dir():
+            raise HarnessError(f"--storage {url}: {path} is a directory; give the path of a journal file in it, "
+                               f"e.g. journal:{path / 'optuna.log'}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise HarnessError(f"cannot open study journal {path}: {exc.strerror or exc}") from None
     if "://" not in url:
         raise HarnessError(f"--storage {url!r}: give a database URL (sqlite:///FILE, postgresql://USER@HOST/DB) "
                            "or journal:PATH for a journal file")
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
+    if url.startswith("sqlite"):
+        check_sqlite_path(url)
+        engine_kwargs = {"connect_args": {"timeout": 60}}  # seconds to wait for another worker's lock
+    elif url.startswith(("postgresql", "postgres")):
+        # A server that does not answer is said in seconds, not after the system's minutes-long TCP timeout.
+        engine_kwargs = {"connect_args": {"connect_timeout": PG_CONNECT_TIMEOUT}}
+    else:
+        engine_kwargs = {}
     for attempt in range(3):
         try:
             with warnings.catch_warnings():
@@ -118,6 +151,7 @@ def make_sampler(name: str, seed: int | None):
 
 
 def make_pruner(name: str, max_epochs: int | None = None):
+    """``max_epochs``: the epochs of one run over its whole recipe (``recipe_epochs``), the steps trials report."""
     if name == "median":
         # Not before half the epochs (Optuna prunes from step n_warmup_steps on): under a one-cycle schedule
         # the early scores of high-rate trials look bad and say little about the end (on MovieLens u1,
@@ -135,26 +169,40 @@ def direction_of(competition, config: dict) -> str:
     return metrics[0].direction if metrics else "minimize"
 
 
+def check_competition(study: optuna.Study, competition: str | None) -> None:
+    """A study belongs to the competition that created it: another one's trials would mix unrelated scores."""
+    owner = study.user_attrs.get("competition")
+    if competition is not None and owner is not None and owner != competition:
+        raise HarnessError(f"study {study.study_name!r} in this storage is a study of {owner}, not {competition}; "
+                           f"pick another name with --study")
+
+
 def open_study(storage, study_name: str, direction: str, sampler=None, pruner=None,
-               config: dict | None = None) -> optuna.Study:
+               config: dict | None = None, competition: str | None = None) -> optuna.Study:
     """Create the study, or load it if it exists (rerunning a command continues its study)."""
     study = optuna.create_study(storage=storage, study_name=study_name, direction=direction, sampler=sampler,
                                 pruner=pruner, load_if_exists=True)
+    check_competition(study, competition)
     if study.direction.name.lower() != direction:
         raise HarnessError(f"study {study_name!r} exists and {study.direction.name.lower()}s its objective, "
                            f"but this competition's metric should be {direction}d; pick another --study")
+    if competition is not None and "competition" not in study.user_attrs:
+        study.set_user_attr("competition", competition)
     if config is not None and "config" not in study.user_attrs:
         study.set_user_attr("config", config)  # what export falls back on when a run folder is elsewhere
     return study
 
 
-def load_study(storage, study_name: str) -> optuna.Study:
+def load_study(storage, study_name: str, competition: str | None = None) -> optuna.Study:
+    """An existing study; with ``competition``, it must be that competition's."""
     try:
-        return optuna.load_study(study_name=study_name, storage=storage)
+        study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise HarnessError(f"no study {study_name!r} in this storage (studies: {', '.join(names) or 'none'}); "
                            f"run `harness tune NAME --trials N` first") from None
+    check_competition(study, competition)
+    return study
 
 
 def fail_stale_trials(study: optuna.Study) -> None:
@@ -223,30 +271,39 @@ class Objective:
         return float(score)
 
     def _echo_new_messages(self, text: str) -> None:
-        from tqdm.auto import tqdm
-
         for line in text.splitlines():
             if line.strip() and line not in self.messages_seen:
                 self.messages_seen.add(line)
-                tqdm.write(line, file=sys.stderr)
+                echo(line, err=True)
+
+
+def best_postfix(study: optuna.Study) -> str | None:
+    """The tune bar's postfix: the best value so far and its trial; None before any trial finished."""
+    try:
+        return f"best {study.best_value:.5f} (trial {study.best_trial.number})"
+    except ValueError:
+        return None
 
 
 def optimize(study: optuna.Study, objective, n_trials: int | None, timeout: float | None,
              progress: bool | None = None) -> None:
-    """Run trials with one progress bar over them; a trial that raises is recorded FAILED, not fatal."""
-    from tqdm.auto import tqdm
+    """Run trials with one progress bar over them; a trial that raises is recorded FAILED, not fatal.
 
+    The bar shows on a terminal only (``progress``: True forces it, False hides it); its "best" is
+    set from the finished trial's own value before the bar is drawn for that trial.
+    """
     quiet_optuna()
-    bar = tqdm(total=n_trials, desc=f"study {study.study_name}", unit="trial", disable=progress is False)
+    bar = progress_bar(total=n_trials, desc=f"study {study.study_name}", unit="trial",
+                       disable=None if progress is None else not progress)
 
     def after_trial(study, trial):
-        bar.update()
         if trial.state == optuna.trial.TrialState.FAIL:
-            bar.write(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'see the log')}")
-        try:
-            bar.set_postfix_str(f"best {study.best_value:.5f} (trial {study.best_trial.number})", refresh=False)
-        except ValueError:  # no finished trial yet
-            pass
+            echo(f"trial {trial.number} failed: {trial.user_attrs.get('error', 'see the log')}", err=True)
+        postfix = best_postfix(study)
+        if postfix is not None:
+            bar.set_postfix_str(postfix, refresh=False)
+        bar.update()
+        bar.refresh()  # update() skips drawing within mininterval of the last frame: draw this trial's
 
     try:
         study.optimize(objective, n_trials=n_trials, timeout=timeout, catch=(Exception,), callbacks=[after_trial],
@@ -259,11 +316,12 @@ def tune(competition, config: dict, data_dir: Path, workspace: Path, *, n_trials
          storage_url: str | None = None, study_name: str | None = None, sampler: str = "tpe",
          pruner: str = "median", seed: int | None = None, device=None, heartbeat: int = DEFAULT_HEARTBEAT,
          progress: bool | None = None) -> tuple[optuna.Study, Objective]:
+    check_budget(n_trials, timeout)
     check_search_space(config)
     storage = make_storage(storage_url, workspace, heartbeat)
-    max_epochs = config.get("train", {}).get("epochs")
     study = open_study(storage, study_name or competition.name, direction_of(competition, config),
-                       make_sampler(sampler, seed), make_pruner(pruner, max_epochs), config=config)
+                       make_sampler(sampler, seed), make_pruner(pruner, recipe_epochs(competition, config)),
+                       config=config, competition=competition.name)
     objective = Objective(competition, config, data_dir, workspace, device)
     optimize(study, objective, n_trials, timeout, progress=progress)
     return study, objective
