@@ -76,7 +76,9 @@ def _drop_empty(frame: pd.DataFrame, data: ImdbData, what: str) -> pd.DataFrame:
         data.warnings.append(f"{int(empty.sum())} empty {what} review(s) skipped (first id {frame['id'][empty].iloc[0]!r})")
         frame = frame[~empty].reset_index(drop=True)
     if frame.empty:
-        raise HarnessError(f"{data.data_dir}: no non-empty {what} reviews")
+        source = {"kaggle": "labeledTrainData.tsv, column review", "csv": "train-*.csv* parts, column text",
+                  "aclImdb": "train/pos and train/neg"}[data.layout]
+        raise HarnessError(f"{data.data_dir}: every {what} review is blank ({source}); the reviews' text is needed")
     return frame
 
 
@@ -84,7 +86,14 @@ def _drop_empty(frame: pd.DataFrame, data: ImdbData, what: str) -> pd.DataFrame:
 def _read_texts(paths: list[Path], bad: list[Path]) -> list[str]:
     texts = []
     for path in paths:
-        raw = path.read_bytes()
+        if not path.is_file():
+            raise HarnessError(f"{path} is {'a directory' if path.is_dir() else 'not a regular file'}; "
+                               "each aclImdb review must be one .txt file: move it away or replace it")
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise HarnessError(f"{path} cannot be read ({exc.strerror or type(exc).__name__}); "
+                               "check its permissions or copy the data again") from None
         try:
             texts.append(raw.decode("utf-8"))
         except UnicodeDecodeError:
@@ -107,6 +116,9 @@ def _load_aclimdb(root: Path) -> ImdbData:
         frames = []
         for label, value in LABELS.items():
             folder = root / split / label
+            if folder.exists() and not folder.is_dir():
+                raise HarnessError(f"{folder} is a file; the aclImdb layout needs {split}/{label} to be a folder "
+                                   "of .txt reviews")
             if not folder.is_dir():
                 raise HarnessError(f"{folder} is missing; the aclImdb layout needs {split}/pos and {split}/neg folders")
             files = _review_files(folder)
@@ -119,6 +131,8 @@ def _load_aclimdb(root: Path) -> ImdbData:
     train = labelled("train")
     test = labelled("test") if (root / "test").is_dir() else None
     unsup_dir = root / "train" / "unsup"
+    if unsup_dir.exists() and not unsup_dir.is_dir():
+        raise HarnessError(f"{unsup_dir} is a file; it must be a folder of unlabelled .txt reviews (or absent)")
     unsup = [t for t in _read_texts(_review_files(unsup_dir), bad) if t.strip()] if unsup_dir.is_dir() else []
     data = ImdbData(train, test, unsup, "aclImdb", root)
     if bad:
@@ -161,6 +175,10 @@ def _load_kaggle(root: Path) -> ImdbData:
     data.train = pd.DataFrame({"id": frame["id"], "text": frame["review"], "label": labels.astype(int)})
     if (root / "testData.tsv").exists():
         test = _read_tsv(root / "testData.tsv", ("id", "review"), data)
+        blank = test["id"].str.strip() == ""
+        if blank.any():
+            raise HarnessError(f"{root / 'testData.tsv'}: column id is blank at data row {int(blank.idxmax()) + 1} "
+                               f"({int(blank.sum())} blank id(s)); every test review needs the id Kaggle scores it by")
         data.test = pd.DataFrame({"id": test["id"], "text": test["review"], "label": -1})
     if (root / "unlabeledTrainData.tsv").exists():
         unsup = _read_tsv(root / "unlabeledTrainData.tsv", ("id", "review"), data)

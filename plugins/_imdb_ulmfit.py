@@ -53,14 +53,23 @@ def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
     docs = _docs(labelled, vocab)
     n_train = len(train)
     bs, seed = config["train"]["batch_size"], int(config.get("seed", 0))
+    check_batch_size(bs, n_train)
     train_dl = SortedBucketLoader(docs[:n_train], train["label"].to_numpy(), bs, vocab.pad, shuffle=True,
                                   max_len=t["max_len"], seed=seed)
-    valid_dl = SortedBucketLoader(docs[n_train:], valid["label"].to_numpy(), bs, vocab.pad, shuffle=False,
-                                  max_len=t["max_len"])
+    valid_dl = None
+    if len(valid):  # data.valid_pct = 0: no validation split
+        valid_dl = SortedBucketLoader(docs[n_train:], valid["label"].to_numpy(), bs, vocab.pad, shuffle=False,
+                                      max_len=t["max_len"])
     n_tokens = sum(len(doc) for doc in lm_docs)
     click.echo(f"vocabulary: {len(vocab)} tokens; language-model text: {len(lm_docs)} reviews, {n_tokens:,} tokens",
                err=True)
     return Prepared(train_dl, valid_dl, state, extra)
+
+
+def check_batch_size(bs: int, n_train: int) -> None:
+    if bs > n_train:
+        raise HarnessError(f"train.batch_size = {bs} is larger than the {n_train} training reviews; "
+                           f"set train.batch_size to at most {n_train} (or use more reviews)")
 
 
 def _dims(config: dict) -> dict:
@@ -73,7 +82,7 @@ def build_classifier(state: dict, config: dict) -> PoolingClassifier:
     pad = state["itos"].index("xxpad")
     encoder = encoder_from_config(len(state["itos"]), m["size"], m["drop_mult"], CLAS_DROPS, pad, **_dims(config))
     return PoolingClassifier(encoder, bptt=config["lm"]["bptt"], pad_idx=pad, n_hidden=m["head_hidden"],
-                             drops=(0.4 * m["drop_mult"], 0.1 * m["drop_mult"]))
+                             drops=(0.4 * m["drop_mult"], 0.1 * m["drop_mult"]), max_len=m.get("grad_len", 1400))
 
 
 def build_lm(itos: list[str], config: dict, dims: dict | None = None) -> LanguageModel:
@@ -95,6 +104,12 @@ def _cutoffs(cutoffs: list, vocab_sz: int) -> list[int]:
 def _lm_loaders(extra: dict, config: dict):
     lm = config["lm"]
     seed = int(config.get("seed", 0))
+    n_tokens = sum(len(doc) for doc in extra["lm_train_docs"])
+    if lm["max_tokens"]:
+        n_tokens = min(n_tokens, lm["max_tokens"])
+    if n_tokens // lm["bs"] < 2:
+        raise HarnessError(f"lm.bs = {lm['bs']} streams need at least {2 * lm['bs']} tokens of language-model text; "
+                           f"there are {n_tokens}: lower lm.bs (or raise lm.max_tokens)")
     train_dl = LMLoader(extra["lm_train_docs"], lm["bs"], lm["bptt"], shuffle=True, seed=seed, max_tokens=lm["max_tokens"])
     valid_dl = None
     valid_docs = extra["lm_valid_docs"]
@@ -124,7 +139,8 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
         load_pretrained_into(model, load_lm_file(lm_path), itos)
         return model
     if lm_cfg["pretrained"]:
-        known = load_pretrained_into(model, load_lm_file(lm_cfg["pretrained"]), itos)
+        blob = load_lm_file(lm_cfg["pretrained"], lm_cfg.get("pretrained_itos") or None)
+        known = load_pretrained_into(model, blob, itos)
         click.echo(f"pretrained language model {lm_cfg['pretrained']}: knows {known} of our {len(itos)} tokens", err=True)
     if lm_cfg["epochs"] > 0:
         train_dl, valid_dl = _lm_loaders(prepared.extra, config)
@@ -132,7 +148,8 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
         click.echo(f"language model: {lm_cfg['epochs']} epoch(s) of {len(train_dl)} batches "
                    f"({train_dl.n_tokens:,} tokens each)", err=True)
         started = time.perf_counter()
-        lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"])
+        lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"],
+                     **_moms(lm_cfg))
         seconds = time.perf_counter() - started
         save_history(lm_learn, run, title=f"imdb LM {run.id}", prefix="lm_")
         write_json(run.path("lm_summary.json"), {
@@ -143,6 +160,11 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
     return model
 
 
+def _moms(section: dict) -> dict:
+    """One-cycle's beta1 range for a fit of this section; without the key, the Learner's default."""
+    return {"moms": tuple(section["moms"])} if "moms" in section else {}
+
+
 def train_ulmfit(comp, learn, config: dict) -> None:
     from harness.text.ulmfit import gradual_unfreezing
 
@@ -150,7 +172,8 @@ def train_ulmfit(comp, learn, config: dict) -> None:
     learn.model.encoder.load_state_dict(lm.encoder.state_dict())  # same names; only the dropouts differ
     t = config["train"]
     click.echo("classifier: gradual unfreezing", err=True)
-    gradual_unfreezing(learn, t["stages"], t["lr"], t["epochs"], t["lr_div"], t["schedule"], t["pct_start"])
+    gradual_unfreezing(learn, t["stages"], t["lr"], t["epochs"], t["lr_div"], t["schedule"], t["pct_start"],
+                       moms=_moms(t).get("moms"))
 
 
 def classifier_logits(comp, learn, state: dict, texts, config: dict) -> np.ndarray:

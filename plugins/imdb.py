@@ -19,6 +19,7 @@ from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
+from harness.config_schema import COUNT, Choice, Text
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import accuracy, roc_auc
@@ -39,6 +40,12 @@ class Imdb(Competition):
     pretrained_key = "lm.pretrained"  # `harness train imdb --pretrained PATH` starts from a saved language model
     description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
     config_path = config_path("imdb")
+    # Keys the shared schema (harness.config_schema) leaves to this plugin.
+    config_schema = {
+        "model.size": Choice("cpu", "lesson", "ulmfit", "ulmfit-v1"),
+        "model.grad_len": COUNT,  # gradients through a review's last grad_len tokens (fastai's max_len)
+        "lm.pretrained_itos": Text(),  # "" = itos_wt103.pkl beside fast.ai's weights
+    }
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
@@ -46,6 +53,14 @@ class Imdb(Competition):
 
     def load(self, data_dir, config) -> _imdb_data.ImdbData:
         return _imdb_data.load(Path(data_dir))
+
+    def check_inputs(self, raw, config):
+        """A bad pretrained language model path fails before tokenizing and training, not after."""
+        lm = config["lm"]
+        if self._kind(config) == "awd-lstm" and lm["pretrained"]:
+            from harness.text.ulmfit import check_pretrained
+
+            check_pretrained(lm["pretrained"], lm.get("pretrained_itos") or None)
 
     def write_sample(self, data_dir, seed=0, layout="aclImdb", **sizes):
         from plugins import _imdb_sample
@@ -60,7 +75,8 @@ class Imdb(Competition):
         order = rng.permutation(len(raw.train))
         if d["max_train"]:
             order = order[: d["max_train"]]
-        n_valid = max(1, int(round(len(order) * d["valid_pct"])))
+        # valid_pct = 0 means no validation at all; any other share holds out at least one review.
+        n_valid = max(1, int(round(len(order) * d["valid_pct"]))) if d["valid_pct"] > 0 else 0
         if n_valid >= len(order):
             raise HarnessError(f"data.valid_pct = {d['valid_pct']} leaves no training reviews out of {len(order)}")
         return order[n_valid:], order[:n_valid]
@@ -85,11 +101,15 @@ class Imdb(Competition):
         train, valid = raw.train.iloc[train_rows].reset_index(drop=True), raw.train.iloc[valid_rows].reset_index(drop=True)
         state = {"kind": self._kind(config), "layout": raw.layout}
         extra = {"train": train, "valid": valid}
+        if valid.empty:
+            click.echo(f"no validation split (data.valid_pct = 0): training on all {len(train)} reviews, "
+                       "no validation score", err=True)
         if state["kind"] == "nbsvm" or config["model"]["blend_nbsvm"]:
-            extra["x_train"], extra["x_valid"] = self._featurize(train["text"], config), self._featurize(valid["text"], config)
+            extra["x_train"] = self._featurize(train["text"], config)
+            extra["x_valid"] = self._featurize(valid["text"], config) if len(valid) else None
         if state["kind"] == "nbsvm":
-            return Prepared(BagLoader(extra["x_train"], train["label"].to_numpy()),
-                            BagLoader(extra["x_valid"], valid["label"].to_numpy()), state, extra)
+            valid_dl = BagLoader(extra["x_valid"], valid["label"].to_numpy()) if len(valid) else None
+            return Prepared(BagLoader(extra["x_train"], train["label"].to_numpy()), valid_dl, state, extra)
         from plugins._imdb_ulmfit import prepare_text
 
         return prepare_text(self, raw, state, extra, config)
@@ -136,7 +156,8 @@ class Imdb(Competition):
         if config["model"]["blend_nbsvm"]:
             self._fit_nbsvm(learn.model.nbsvm, prepared.extra, config)
             learn.validate()
-            self._blend_valid(learn, prepared)
+            if prepared.valid_dl is not None:
+                self._blend_valid(learn, prepared)
 
     def _fit_nbsvm(self, module, extra, config):
         from harness.models.nbsvm import fit_nbsvm

@@ -72,19 +72,28 @@ def test_language_model_ties_weights_and_carries_state():
     assert not torch.allclose(lm(x[:, 4:]), second)
 
 
-def test_ar_tar_add_to_the_loss_in_training():
+def test_ar_tar_add_exactly_alpha_mean_square_and_beta_mean_step_change():
+    """The penalties against a fixed computation: the same dropout draws (same seed), AR on the
+    dropped-out last-layer outputs, TAR on the raw ones."""
     torch.manual_seed(0)
-    lm = LanguageModel(tiny_encoder(), output_p=0.0)
+    lm = LanguageModel(tiny_encoder(), output_p=0.5)
     docs = [np.random.default_rng(0).integers(0, 30, 400)]
-    learn = Learner(lm, LMLoader(docs, bs=2, bptt=10), None, lm_loss, callbacks=[ResetState()])
+    learn = Learner(lm, LMLoader(docs, bs=2, bptt=10), None, lm_loss, callbacks=[ARTARCallback(alpha=2.0, beta=1.0)])
     x, y = next(iter(learn.train_dl))
-    learn.model.train()
-    plain = lm_loss(learn.model(x), y).item()
-    learn.add_callbacks([ARTARCallback(alpha=2.0, beta=1.0)])
-    learn.model.reset()
-    torch.manual_seed(0)
+    lm.train()
+    lm.reset()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        pred = lm(x)
+        dropped, raw = lm.output.clone(), lm.raw_output.clone()
+        plain = lm_loss(pred, y).item()
+    assert not torch.allclose(dropped, raw)  # the two penalties read different activations
+    expected = plain + 2.0 * dropped.pow(2).mean().item() + 1.0 * (raw[:, 1:] - raw[:, :-1]).pow(2).mean().item()
+    lm.reset()
+    torch.manual_seed(1)
     learn.train_step(x, y)
-    assert learn.loss_value > plain
+    assert learn.loss_value == pytest.approx(expected, rel=1e-5)
+    assert learn.loss_value > plain + 1e-3  # and they are not negligible here
 
 
 def test_classifier_reads_long_documents_in_pieces_with_state():
@@ -92,11 +101,77 @@ def test_classifier_reads_long_documents_in_pieces_with_state():
     enc = tiny_encoder()
     clf = PoolingClassifier(enc, bptt=4, pad_idx=1).eval()
     words = torch.randint(2, 30, (3, 11))
-    words[0, :5] = 1  # padding first
-    pieces = clf.encode(words)
+    pieces, start, lengths = clf.encode(words)
     _, outputs, _ = enc(words)
     assert torch.allclose(pieces, outputs[-1], atol=1e-5)  # reading 4 at a time = reading it whole
+    assert start.tolist() == [0, 0, 0] and lengths.tolist() == [11, 11, 11]
     assert clf(words).shape == (3,)
+
+
+def test_classifier_lays_each_document_out_on_a_bptt_boundary():
+    clf = PoolingClassifier(tiny_encoder(), bptt=4, pad_idx=1)
+    words = torch.tensor([[1, 1, 1, 5, 6, 7], [8, 9, 10, 11, 12, 13], [14, 15, 1, 1, 1, 1]])
+    laid, start, lengths = clf.layout(words)
+    # Whole pieces of padding first, the rest after: every document starts on a multiple of bptt.
+    assert laid.tolist() == [[5, 6, 7, 1, 1, 1], [8, 9, 10, 11, 12, 13], [1, 1, 1, 1, 14, 15]]
+    assert start.tolist() == [0, 0, 4] and lengths.tolist() == [3, 6, 2]
+    laid, start, _ = PoolingClassifier(tiny_encoder(), bptt=2, pad_idx=1).layout(words)
+    assert laid[0].tolist() == [1, 1, 5, 6, 7, 1] and start.tolist() == [2, 0, 4]
+
+
+def _review_logits(clf, reviews):
+    width = max(len(r) for r in reviews)
+    batch = torch.ones(len(reviews), width, dtype=torch.long)  # pad_idx = 1, padded at the start
+    for i, r in enumerate(reviews):
+        batch[i, width - len(r):] = torch.tensor(r)
+    return clf(batch)
+
+
+def test_review_logit_alone_equals_its_logit_beside_a_much_longer_review():
+    torch.manual_seed(0)
+    clf = PoolingClassifier(tiny_encoder(), bptt=5, pad_idx=1, max_len=10)
+    with torch.no_grad():  # running statistics that are not the identity, so BatchNorm matters
+        for bn in (clf.head[0], clf.head[4]):
+            bn.running_mean.uniform_(-0.5, 0.5)
+            bn.running_var.uniform_(0.5, 2.0)
+    clf.eval()
+    rng = np.random.default_rng(0)
+    short = rng.integers(2, 30, 7).tolist()
+    longer = rng.integers(2, 30, 63).tolist()
+    middle = rng.integers(2, 30, 23).tolist()
+    with torch.no_grad():
+        alone = _review_logits(clf, [short])
+        batched = _review_logits(clf, [longer, short, middle])
+        middle_alone = _review_logits(clf, [middle])
+    assert torch.allclose(batched[1], alone[0], atol=1e-5)
+    assert torch.allclose(batched[2], middle_alone[0], atol=1e-5)
+    # The padding itself is ignored, not just small: the logit is not that of the padded row read as text.
+    padded = torch.tensor([[1] * 56 + short])
+    _, outputs, _ = clf.encoder(padded)
+    assert not torch.allclose(clf.head(torch.cat([outputs[-1][:, -1], outputs[-1].max(1).values,
+                                                   outputs[-1].mean(1)], 1)).squeeze(1), alone, atol=1e-3)
+
+
+def test_classifier_gradients_reach_only_the_last_max_len_tokens():
+    torch.manual_seed(0)
+    vocab = 200
+    clf = PoolingClassifier(AWDLSTM(vocab, 8, 12, 2, pad_idx=1, hidden_p=0, input_p=0, embed_p=0, weight_p=0),
+                            bptt=5, pad_idx=1, max_len=10)
+    clf.eval()  # deterministic; gradients still flow
+    early = list(range(100, 140))  # 40 tokens read without gradients
+    late = list(range(2, 12))  # the last 10 = max_len tokens
+    other = list(range(150, 163))  # a shorter review in the same batch
+    logits = _review_logits(clf, [early + late, other])
+    logits[0].backward()
+    grad = clf.encoder.embedding.weight.grad
+    assert (grad[early] == 0).all()
+    assert (grad[late].abs().sum(1) > 0).all()
+    assert (grad[other] == 0).all()  # another review's tokens do not feed this one's logit
+    # Without the limit, the early tokens get gradients too (so the test above can fail).
+    clf.zero_grad()
+    clf.max_len = 1000
+    _review_logits(clf, [early + late, other])[0].backward()
+    assert (clf.encoder.embedding.weight.grad[early].abs().sum(1) > 0).all()
 
 
 def test_gradual_unfreezing_moves_only_unfrozen_groups():
@@ -121,7 +196,9 @@ def test_gradual_unfreezing_moves_only_unfrozen_groups():
     before = snapshot()
     gradual_unfreezing(learn, [{"freeze_to": -2, "lr_mult": 0.5}], lr=0.01, epochs=1, lr_div=2.6)
     assert moved(before) == [False, False, True, True]
-    assert [g["lr"] for g in learn.opt.param_groups] != []
+    # One-cycle ends each group at its own rate: each group lr_div times slower than the one above.
+    lrs = [g["lr"] for g in learn.opt.param_groups]
+    assert np.allclose([hi / lo for lo, hi in zip(lrs, lrs[1:])], 2.6)
     before = snapshot()
     gradual_unfreezing(learn, [{"freeze_to": 0}], lr=0.01, epochs=1, lr_div=2.6, schedule="constant")
     assert moved(before) == [True, True, True, True]
@@ -162,33 +239,132 @@ def test_sampling_temperature_and_top_k():
     assert sample_next(logits, temperature=0, banned=[2]) == 3
 
 
-def test_fastai_awd_lstm_weights_convert(tmp_path):
-    """fast.ai v1's key names (0.encoder.weight, 0.rnns.i.weight_hh_l0_raw, 0.rnns.i.module.*, 1.decoder.*)."""
+# The state-dict keys of fast.ai's AWD-LSTM language models, written out from their source (fastai
+# 0.7: old/fastai/lm_rnn.py RNN_Encoder + LinearDecoder(bias=False), rnn_reg.py WeightDrop, which
+# re-registers weight_hh_l0 on the LSTM as weight_hh_l0_raw; v1: fastai/text/models/awd_lstm.py,
+# WeightDropout registers weight_hh_l0_raw on itself and keeps module.weight_hh_l0 in _parameters;
+# v2: awdlstm.py, the same without module.weight_hh_l0), with their shapes for a tiny model of
+# vocabulary 30, emb_sz 8, n_hid 12 and 3 layers (the real files: 400, 1150 or 1152, 3).
+def _lstm_keys(raw_name):
+    shapes = [((48, 8), (48, 12)), ((48, 12), (48, 12)), ((32, 12), (32, 8))]
+    keys = {}
+    for i, (ih, hh) in enumerate(shapes):
+        keys[f"0.rnns.{i}.module.weight_ih_l0"] = ih
+        keys[f"0.rnns.{i}.module.bias_ih_l0"] = (ih[0],)
+        keys[f"0.rnns.{i}.module.bias_hh_l0"] = (ih[0],)
+        keys[f"0.rnns.{i}.{raw_name}"] = hh
+    return keys
+
+
+FASTAI_07_KEYS = {"0.encoder.weight": (30, 8), "0.encoder_with_dropout.embed.weight": (30, 8),
+                  **_lstm_keys("module.weight_hh_l0_raw"), "1.decoder.weight": (30, 8)}
+FASTAI_V2_KEYS = {"0.encoder.weight": (30, 8), "0.encoder_dp.emb.weight": (30, 8),
+                  **_lstm_keys("weight_hh_l0_raw"), "1.decoder.weight": (30, 8), "1.decoder.bias": (30,)}
+FASTAI_V1_KEYS = {**FASTAI_V2_KEYS, **{f"0.rnns.{i}.module.weight_hh_l0": s
+                                       for i, s in enumerate([(48, 12), (48, 12), (32, 8)])}}
+
+
+def _write_fastai(tmp_path, keys, name, itos):
     import pickle
 
-    torch.manual_seed(0)
-    itos = ["xxunk", "xxpad", "xxbos"] + [f"w{i}" for i in range(27)]
-    source = LanguageModel(tiny_encoder())
-    fastai = {"0.encoder.weight": source.encoder.embedding.weight.detach().clone(),
-              "0.encoder_dp.emb.weight": source.encoder.embedding.weight.detach().clone(),
-              "1.decoder.weight": source.decoder.weight.detach().clone(),
-              "1.decoder.bias": source.decoder.bias.detach().clone() + 1.0}
-    for i, rnn in enumerate(source.encoder.rnns):
-        for name, p in rnn.lstm.named_parameters():
-            fastai[f"0.rnns.{i}.module.{name}"] = p.detach().clone()
-        fastai[f"0.rnns.{i}.weight_hh_l0_raw"] = rnn.lstm.weight_hh_l0.detach().clone()
-    torch.save(fastai, tmp_path / "lstm_wt103.pth")
+    gen = torch.Generator().manual_seed(0)
+    state = {k: torch.randn(shape, generator=gen) for k, shape in keys.items()}
+    for k in keys:
+        if k.endswith("module.weight_hh_l0"):
+            state[k] = torch.zeros(keys[k])  # v1's dropped-out copy: must not be what is loaded
+    state["0.encoder_with_dropout.embed.weight" if "0.encoder_with_dropout.embed.weight" in keys
+          else "0.encoder_dp.emb.weight"] = state["0.encoder.weight"]
+    state["1.decoder.weight"] = state["0.encoder.weight"]  # tied
+    torch.save(state, tmp_path / name)
     with open(tmp_path / "itos_wt103.pkl", "wb") as f:
         pickle.dump(itos, f)
-    blob = load_lm_file(tmp_path / "lstm_wt103.pth")
-    assert blob["dims"] == {"emb_sz": 8, "n_hid": 12, "n_layers": 2}
-    target = LanguageModel(tiny_encoder())
+    return state
+
+
+@pytest.mark.parametrize("keys,name", [(FASTAI_07_KEYS, "fwd_wt103.h5"), (FASTAI_V1_KEYS, "lstm_wt103.pth"),
+                                       (FASTAI_V2_KEYS, "lstm_wt103.pth")], ids=["fastai-0.7", "fastai-v1", "fastai-v2"])
+def test_fastai_weights_with_their_real_key_names_load(tmp_path, keys, name):
+    itos = ["xxunk", "xxpad", "xxbos"] + [f"w{i}" for i in range(27)]
+    state = _write_fastai(tmp_path, keys, name, itos)
+    blob = load_lm_file(tmp_path / name)
+    assert blob["dims"] == {"emb_sz": 8, "n_hid": 12, "n_layers": 3}
+    target = LanguageModel(AWDLSTM(30, 8, 12, 3, pad_idx=1))
     assert load_pretrained_into(target, blob, itos) == len(itos)
-    for (name, a), (_, b) in zip(source.state_dict().items(), target.state_dict().items()):
-        if name == "decoder.bias":
-            assert torch.allclose(b, a + 1.0)
-        else:
-            assert torch.equal(a, b), name
+    raw = "module.weight_hh_l0_raw" if name.endswith(".h5") else "weight_hh_l0_raw"
+    assert torch.equal(target.encoder.embedding.weight, state["0.encoder.weight"])
+    for i, rnn in enumerate(target.encoder.rnns):
+        assert torch.equal(rnn.lstm.weight_hh_l0, state[f"0.rnns.{i}.{raw}"])
+        assert torch.equal(rnn.lstm.weight_ih_l0, state[f"0.rnns.{i}.module.weight_ih_l0"])
+        assert torch.equal(rnn.lstm.bias_hh_l0, state[f"0.rnns.{i}.module.bias_hh_l0"])
+    expected_bias = state.get("1.decoder.bias", torch.zeros(30))  # 0.7's decoder has no bias
+    assert torch.equal(target.decoder.bias, expected_bias)
+    target.eval()
+    assert torch.isfinite(target(torch.randint(0, 30, (2, 5)))).all()
+
+
+def test_fastai_weights_of_another_model_say_which_key(tmp_path):
+    itos = ["xxunk", "xxpad", "xxbos"] + [f"w{i}" for i in range(27)]
+    state = _write_fastai(tmp_path, FASTAI_V2_KEYS, "lstm_wt103.pth", itos)
+    state["1.layers.0.weight"] = torch.zeros(3, 3)  # a classifier head
+    torch.save(state, tmp_path / "lstm_wt103.pth")
+    with pytest.raises(HarnessError, match=r"unexpected key '1.layers.0.weight'"):
+        load_lm_file(tmp_path / "lstm_wt103.pth")
+
+
+def test_wt103_sizes_are_named_and_a_mismatch_names_the_size_to_set(tmp_path):
+    from harness.models.awd_lstm import SIZES
+
+    assert SIZES["ulmfit"] == {"emb_sz": 400, "n_hid": 1150, "n_layers": 3}  # fast.ai 0.7's fwd_wt103.h5
+    assert SIZES["ulmfit-v1"]["n_hid"] == 1152  # fastai v1/v2's awd_lstm_lm_config
+    blob = {"itos": ["xxunk", "xxpad"], "dims": {"emb_sz": 400, "n_hid": 1150, "n_layers": 3}, "model": {}}
+    with pytest.raises(HarnessError, match='set model.size = "ulmfit"'):
+        load_pretrained_into(LanguageModel(tiny_encoder()), blob, ["xxunk", "xxpad"])
+
+
+def test_itos_is_read_only_from_the_named_file_and_only_as_a_list_of_strings(tmp_path):
+    import os
+    import pickle
+
+    itos = ["xxunk", "xxpad", "xxbos"] + [f"w{i}" for i in range(27)]
+    _write_fastai(tmp_path, FASTAI_V2_KEYS, "lstm_wt103.pth", itos)
+    marker = tmp_path / "ran"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    # A file that sorts before itos_wt103.pkl is never opened.
+    (tmp_path / "itos_aaa.pkl").write_bytes(pickle.dumps(Exploit()))
+    assert load_lm_file(tmp_path / "lstm_wt103.pth")["itos"] == itos
+    # Named explicitly, it is refused without running anything.
+    with pytest.raises(HarnessError, match=r"itos_aaa.pkl is not a pickled list of strings"):
+        load_lm_file(tmp_path / "lstm_wt103.pth", tmp_path / "itos_aaa.pkl")
+    assert not marker.exists()
+    (tmp_path / "itos_dict.pkl").write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(HarnessError, match=r"itos_dict.pkl must hold a non-empty list of strings"):
+        load_lm_file(tmp_path / "lstm_wt103.pth", tmp_path / "itos_dict.pkl")
+    (tmp_path / "itos_short.pkl").write_bytes(pickle.dumps(itos[:5]))
+    with pytest.raises(HarnessError, match=r"lists 5 tokens but .* embeds 30"):
+        load_lm_file(tmp_path / "lstm_wt103.pth", tmp_path / "itos_short.pkl")
+    (tmp_path / "itos_wt103.pkl").unlink()
+    with pytest.raises(HarnessError, match=r"itos_wt103.pkl is missing"):
+        load_lm_file(tmp_path / "lstm_wt103.pth")
+
+
+def test_generation_never_samples_special_tokens_even_when_they_score_highest():
+    from harness.text.tokenizer import SPECIAL_TOKENS
+    from harness.text.ulmfit import generate
+
+    torch.manual_seed(0)
+    itos = list(SPECIAL_TOKENS) + ["xxfld"] + [f"w{i}" for i in range(21)]
+    lm = LanguageModel(tiny_encoder(vocab=len(itos)), output_p=0.0)
+    with torch.no_grad():
+        lm.decoder.bias[: len(SPECIAL_TOKENS) + 1] = 50.0  # xxmaj, xxrep ... would win every draw
+    lm.eval()
+    assert itos[sample_next(lm.next_logits(torch.tensor([[9]]))[0])] in itos[:9]  # unmasked: a special wins
+    for temperature in (0.0, 1.0):
+        words = generate(lm, itos, ["xxbos", "w3"], n_words=20, temperature=temperature, seed=1)
+        assert len(words) == 20 and all(w.startswith("w") for w in words), words
 
 
 def test_adaptive_softmax_language_model():

@@ -167,3 +167,32 @@ def test_kaggle_layout_submission_is_probabilities_per_test_id(cli_run, workspac
     assert not (run / "test_metrics.json").exists()  # Kaggle's test labels are unknown
     summary = json.loads((run / "summary.json").read_text())
     assert summary["metrics"]["roc_auc"] > 0.8  # validation ROC AUC, Kaggle's metric
+
+
+# ---------------------------------------------------------------------- no validation split
+def test_nbsvm_with_valid_pct_0_trains_on_every_review_and_reports_no_score(cli_run, workspace, tmp_path):
+    import warnings
+
+    write_aclimdb(tmp_path / "acl", seed=0, n_train=60, n_test=20, n_unsup=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # scikit-learn's one-sample warnings would fail here
+        out = cli_run("train", "imdb", "--data-dir", tmp_path / "acl", "--set", "model.kind=nbsvm",
+                      "--set", "nbsvm.n_features=4096", "--set", "data.valid_pct=0").output
+    assert "no validation split (data.valid_pct = 0): training on all 60 reviews" in out
+    assert "validation accuracy" not in out
+    run = sorted((workspace / "runs" / "imdb").iterdir())[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["primary_score"] is None and summary["metrics"] == {} and "no validation" in summary["note"]
+    assert not (run / "valid_preds.npy").exists()
+    assert json.loads((run / "test_metrics.json").read_text())["test_accuracy"] > 0.6
+
+
+def test_ulmfit_with_valid_pct_0_trains_without_a_validation_split(cli_run, workspace, tmp_path):
+    write_aclimdb(tmp_path / "acl", seed=0, n_train=66, n_test=20, n_unsup=0)
+    out = cli_run("train", "imdb", "--data-dir", tmp_path / "acl", "--set", "data.valid_pct=0", *TINY,
+                  "--set", "train.stages=[{freeze_to = -1, epochs = 1}]").output
+    assert "no validation split (data.valid_pct = 0): training on all 66 reviews" in out
+    run = sorted((workspace / "runs" / "imdb").iterdir())[-1]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["primary_score"] is None and "no validation" in summary["note"]
+    assert (run / "submission.csv").exists()

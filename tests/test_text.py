@@ -51,6 +51,15 @@ def test_detokenize_restores_readable_text(tok):
     assert detokenize(tok("NO NO NO way")) == "NO NO NO way"
 
 
+def test_detokenize_turns_markers_back_into_text():
+    assert detokenize([BOS, TK_MAJ, "the", TK_UP, "end"]) == "The END"
+    assert detokenize([BOS, "s", TK_REP, "5", "o", "good", TK_REP, "4", "!"]) == "sooooo good!!!!"
+    assert detokenize([TK_WREP, "3", TK_MAJ, "very", "good"]) == "Very very very good"
+    assert detokenize([TK_WREP, "3", TK_UP, "no"]) == "NO NO NO"
+    # Markers with nothing to apply to, and control tokens, are left out rather than printed.
+    assert detokenize(["good", TK_REP, TK_MAJ, TK_MAJ, "fun", UNK, PAD, "xxfld", TK_WREP, "2"]) == "good Fun"
+
+
 def test_tokenize_many_matches_one_by_one(tok):
     texts = ["One review.", "ANOTHER one!!!!", ""]
     assert tok.tokenize(texts, progress=False) == [tok(t) for t in texts]
@@ -126,12 +135,36 @@ def test_lm_batches_shapes_shift_and_continuity():
 def test_lm_batches_vary_length_but_keep_their_count():
     dl = LMLoader(_lm_docs() * 5, bs=2, bptt=20, shuffle=True, seed=1)
     lens = [x.shape[1] for x, _ in dl]
-    assert len(set(lens)) > 3 and min(lens) >= 5
+    assert len(set(lens)) > 3 and min(lens) >= 3
     assert abs(np.mean(lens) - 20) < 4
-    for _ in range(3):
-        assert sum(1 for _ in dl) <= len(dl)  # never more steps than the scheduler was told
     first = [x.clone() for x, _ in dl]
     assert not all(torch.equal(a, b) for a, b in zip(first, [x for x, _ in dl]))  # new document order each epoch
+
+
+def test_lm_batches_keep_their_count_every_epoch_on_a_200k_token_stream():
+    rng = np.random.default_rng(0)
+    docs = [np.arange(n) for n in rng.integers(50, 800, 400)]  # ragged documents
+    docs.append(np.arange(200_000 - sum(len(d) for d in docs)))
+    dl = LMLoader(docs, bs=16, bptt=70, shuffle=True, seed=0)
+    assert dl.n_tokens == 200_000 and dl.row_len == 12_500
+    for _ in range(50):
+        lens = dl.seq_lens()
+        assert len(lens) == len(dl) and min(lens) >= 1
+        assert sum(lens) == dl.row_len - 1  # every row read to its end: nothing dropped but the remainder
+    assert sum(1 for _ in dl) == len(dl)
+    # A stream that does not divide by bs loses only its remainder (fewer than bs tokens).
+    odd = LMLoader(docs, bs=16, bptt=70, shuffle=True, seed=0, max_tokens=199_997)
+    assert odd.n_tokens == 199_984 and sum(x.shape[1] for x, _ in odd) == odd.row_len - 1
+
+
+def test_lm_batches_cover_each_row_exactly_once():
+    dl = LMLoader(_lm_docs(), bs=3, bptt=7, shuffle=True, seed=2)
+    batches = list(dl)
+    xs, ys = [x for x, _ in batches], [y for _, y in batches]
+    assert len(xs) == len(dl)
+    stream = torch.cat(xs, 1)
+    assert stream.shape == (3, dl.row_len - 1)
+    assert torch.equal(torch.cat(ys, 1)[:, :-1], stream[:, 1:])
 
 
 def test_lm_loader_state_restores_order():
@@ -161,6 +194,17 @@ def test_sorted_buckets_pad_first_and_group_lengths():
     # Similar lengths together: far less padding than random batches would need.
     pad = sum((x == 1).sum().item() for x, _ in dl)
     assert pad < 0.2 * sum(len(d) for d in docs)
+
+
+def test_sorted_buckets_drop_a_last_training_batch_of_one():
+    docs = [np.arange(2, 2 + n) for n in range(1, 34)]  # 33 documents, batches of 16: 16, 16, 1
+    train = SortedBucketLoader(docs, np.arange(33) % 2, bs=16, shuffle=True, seed=0)
+    sizes = [len(y) for _, y in train]
+    assert len(train) == 2 and sorted(sizes) == [16, 16]
+    valid = SortedBucketLoader(docs, np.arange(33) % 2, bs=16, shuffle=False)
+    assert [len(y) for _, y in valid] == [16, 16, 1] and len(valid) == 3  # validation keeps every review
+    two_left = SortedBucketLoader(docs[:34 - 16], None, bs=16, shuffle=True)  # 18 documents: 16 + 2
+    assert sorted(len(y) for _, y in two_left) == [2, 16]
 
 
 def test_sorted_buckets_truncate_and_order_maps_back():

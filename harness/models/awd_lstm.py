@@ -8,8 +8,9 @@ Regularisation, from the input up:
   training;
 - tied weights: the language-model decoder reuses the embedding matrix;
 - AR/TAR (``ARTARCallback``): penalties on the size and the step-to-step change of the activations.
-The classifier reads a document ``bptt`` tokens at a time carrying the LSTM state, then pools the
-outputs (last, max and mean) into a small dropout head.
+The classifier reads a document ``bptt`` tokens at a time carrying the LSTM state (gradients only
+through the last ``max_len`` tokens), then pools the outputs (last, max and mean) into a small
+dropout head.
 """
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ from torch.func import functional_call
 
 from harness.train.callbacks import Callback
 
-# Sizes by name: the lesson's, ULMFiT's, and a small one for CPU runs.
+# Sizes by name: a small one for CPU runs, the lesson's, and those of fast.ai's WikiText-103 models:
+# 0.7's fwd_wt103.h5 (the 2018 lessons: em_sz, nh, nl = 400, 1150, 3) and fastai v1/v2's
+# (awd_lstm_lm_config: emb_sz=400, n_hid=1152, n_layers=3).
 SIZES = {
     "cpu": {"emb_sz": 100, "n_hid": 300, "n_layers": 2},
     "lesson": {"emb_sz": 200, "n_hid": 500, "n_layers": 3},
-    "ulmfit": {"emb_sz": 400, "n_hid": 1152, "n_layers": 3},
+    "ulmfit": {"emb_sz": 400, "n_hid": 1150, "n_layers": 3},
+    "ulmfit-v1": {"emb_sz": 400, "n_hid": 1152, "n_layers": 3},
 }
 # ULMFiT's dropouts for the language model and the classifier, all scaled by drop_mult.
 LM_DROPS = {"output_p": 0.1, "hidden_p": 0.15, "input_p": 0.25, "embed_p": 0.02, "weight_p": 0.2}
@@ -73,7 +77,7 @@ class WeightDropLSTM(nn.Module):
 class AWDLSTM(nn.Module):
     """The encoder: embedding, then ``n_layers`` LSTMs (the last one back to ``emb_sz`` so weights tie)."""
 
-    def __init__(self, vocab_sz: int, emb_sz: int = 400, n_hid: int = 1152, n_layers: int = 3, pad_idx: int = 1,
+    def __init__(self, vocab_sz: int, emb_sz: int = 400, n_hid: int = 1150, n_layers: int = 3, pad_idx: int = 1,
                  hidden_p: float = 0.3, input_p: float = 0.4, embed_p: float = 0.05, weight_p: float = 0.5):
         super().__init__()
         self.emb_sz, self.n_hid, self.n_layers = emb_sz, n_hid, n_layers
@@ -204,14 +208,22 @@ class ARTARCallback(Callback):
 class PoolingClassifier(nn.Module):
     """Encoder + concat pooling (last, max, mean of the last layer's outputs) + a dropout head.
 
-    Input: token ids padded at the start, shape (batch, time). The document is read ``bptt`` tokens
-    at a time with the LSTM state carried from one piece to the next. Output: one logit per document.
+    Input: token ids, each row one document, padded with ``pad_idx`` before and/or after it. As
+    fastai's MultiBatchEncoder does, the batch is read ``bptt`` tokens at a time with the LSTM state
+    carried from one piece to the next, and only the pieces within the last ``max_len`` tokens are read
+    with gradients (the ones before run under ``no_grad``), so memory does not grow with the review.
+
+    A document's prediction does not depend on the batch it is in: the batch is laid out again so
+    that every document starts on a multiple of ``bptt`` (whole pieces of padding before it, fewer than
+    ``bptt`` pad tokens after it), a row's LSTM state stays zero until its document starts, and
+    pooling reads only the document's own positions. Alone or beside a longer review, it is read in
+    the same pieces from the same zero state. Output: one logit per document.
     """
 
     def __init__(self, encoder: AWDLSTM, bptt: int = 70, pad_idx: int = 1, n_hidden: int = 50,
-                 drops: tuple[float, float] = (0.4, 0.1), n_out: int = 1):
+                 drops: tuple[float, float] = (0.4, 0.1), n_out: int = 1, max_len: int = 1400):
         super().__init__()
-        self.encoder, self.bptt, self.pad_idx = encoder, bptt, pad_idx
+        self.encoder, self.bptt, self.pad_idx, self.max_len = encoder, bptt, pad_idx, max_len
         n_in = 3 * encoder.emb_sz
         self.head = nn.Sequential(
             nn.BatchNorm1d(n_in), nn.Dropout(drops[0]), nn.Linear(n_in, n_hidden), nn.ReLU(inplace=True),
@@ -219,23 +231,51 @@ class PoolingClassifier(nn.Module):
         )
         self.n_out = n_out
 
-    def encode(self, words: torch.Tensor) -> torch.Tensor:
-        state, pieces = None, []
-        for start in range(0, words.size(1), self.bptt):
-            _, outputs, state = self.encoder(words[:, start:start + self.bptt], state)
-            pieces.append(outputs[-1])
-        return torch.cat(pieces, dim=1)
+    def layout(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(words laid out so each document starts on a multiple of bptt, its start, its length)."""
+        real = words != self.pad_idx
+        lengths = real.sum(1)
+        first = torch.where(lengths > 0, real.int().argmax(1), torch.zeros_like(lengths))
+        width = max(1, int(lengths.max()))
+        start = (width - lengths) // self.bptt * self.bptt
+        rel = torch.arange(width, device=words.device).unsqueeze(0) - start.unsqueeze(1)
+        inside = (rel >= 0) & (rel < lengths.unsqueeze(1))
+        src = (first.unsqueeze(1) + rel).clamp(0, words.size(1) - 1)
+        laid = torch.where(inside, words.gather(1, src), torch.full_like(src, self.pad_idx))
+        return laid, start, lengths
 
-    def pool(self, out: torch.Tensor, words: torch.Tensor) -> torch.Tensor:
-        mask = (words == self.pad_idx).unsqueeze(-1)
-        n = (~mask).sum(1).clamp(min=1)
-        mean = out.masked_fill(mask, 0).sum(1) / n
-        maxed = out.masked_fill(mask, float("-inf")).max(1).values
-        maxed = torch.where(torch.isinf(maxed), torch.zeros_like(maxed), maxed)  # an all-padding row
-        return torch.cat([out[:, -1], maxed, mean], dim=1)
+    def encode(self, words: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The last layer's outputs (batch, width, emb_sz) of the laid-out batch, its starts and lengths."""
+        words, start, lengths = self.layout(words)
+        bs, width = words.shape
+        state = [(torch.zeros(1, bs, rnn.lstm.hidden_size, device=words.device),) * 2 for rnn in self.encoder.rnns]
+        pieces = []
+        for i in range(0, width, self.bptt):
+            chunk = words[:, i:i + self.bptt]
+            active = (start <= i).nonzero().squeeze(1)  # rows whose document has started
+            with torch.set_grad_enabled(torch.is_grad_enabled() and width - i <= self.max_len):
+                sub_state = [tuple(t.index_select(1, active) for t in layer) for layer in state]
+                _, outputs, new_state = self.encoder(chunk.index_select(0, active), sub_state)
+                state = [tuple(t.index_copy(1, active, n) for t, n in zip(layer, new))
+                         for layer, new in zip(state, new_state)]
+                out = outputs[-1].new_zeros(bs, chunk.size(1), outputs[-1].size(2))
+                pieces.append(out.index_copy(0, active, outputs[-1]))
+        return torch.cat(pieces, dim=1), start, lengths
+
+    def pool(self, out: torch.Tensor, start: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Concat pooling over each document's own positions: its last output, the max and the mean."""
+        pos = torch.arange(out.size(1), device=out.device).unsqueeze(0)
+        inside = ((pos >= start.unsqueeze(1)) & (pos < (start + lengths).unsqueeze(1))).unsqueeze(-1)
+        n = lengths.clamp(min=1).unsqueeze(1).to(out.dtype)
+        mean = out.masked_fill(~inside, 0).sum(1) / n
+        maxed = out.masked_fill(~inside, float("-inf")).max(1).values
+        maxed = torch.where(torch.isinf(maxed), torch.zeros_like(maxed), maxed)  # an empty document
+        last_pos = (start + lengths - 1).clamp(min=0)
+        last = out[torch.arange(out.size(0), device=out.device), last_pos]
+        return torch.cat([last, maxed, mean], dim=1)
 
     def forward(self, words: torch.Tensor) -> torch.Tensor:
-        logits = self.head(self.pool(self.encode(words), words))
+        logits = self.head(self.pool(*self.encode(words)))
         return logits.squeeze(1) if self.n_out == 1 else logits
 
     def layer_groups(self) -> list[list[nn.Parameter]]:

@@ -17,8 +17,10 @@ class LMLoader:
     cut into ``bs`` equal rows, and read left to right ``bptt`` tokens at a time; each batch's targets
     are its inputs shifted by one token, and row r of a batch continues where row r of the previous
     batch stopped, so the hidden state can be carried over. With ``variable_bptt`` the length varies:
-    ``bptt`` 95% of the time, ``bptt / 2`` otherwise, plus normal noise (sd 5), never under 5.
-    Every epoch has exactly ``len(loader)`` batches (a few tail tokens may be left out).
+    ``bptt`` 95% of the time, ``bptt / 2`` otherwise, plus normal noise (sd 5), never under 5 before
+    the draws are stretched (by a few percent) to cover the rows exactly.
+    Every epoch has exactly ``len(loader)`` batches and reads every row to its end: only the
+    stream's remainder (fewer than ``bs`` tokens, plus ``max_tokens`` cuts) is left out.
     """
 
     def __init__(self, docs: list[np.ndarray], bs: int = 64, bptt: int = 70, shuffle: bool = False,
@@ -33,8 +35,13 @@ class LMLoader:
         self.row_len = n_tokens // bs
         if self.row_len < 2:
             raise ValueError(f"{n_tokens} tokens are too few for {bs} language-model streams")
-        mean = bptt * (0.95 + 0.05 / 2) if self.variable_bptt else bptt
-        self._len = max(1, round((self.row_len - 1) / mean))
+        # Each row yields row_len - 1 input positions (its last token is only a target).
+        self.n_steps = self.row_len - 1
+        if self.variable_bptt:
+            mean = bptt * (0.95 + 0.05 / 2)
+            self._len = min(self.n_steps, max(1, round(self.n_steps / mean)))
+        else:
+            self._len = math.ceil(self.n_steps / bptt)
 
     def __len__(self) -> int:
         return self._len
@@ -51,20 +58,29 @@ class LMLoader:
         return torch.from_numpy(flat).view(self.bs, self.row_len)
 
     def seq_lens(self) -> list[int]:
+        """This epoch's ``len(self)`` batch lengths; they add up to exactly ``row_len - 1``, so every
+        epoch reads every row to its end and the scheduler's step count holds."""
         if not self.variable_bptt:
-            return [self.bptt] * len(self)
+            return [self.bptt] * (len(self) - 1) + [self.n_steps - self.bptt * (len(self) - 1)]
         half = torch.rand(len(self), generator=self.generator) >= 0.95
         noise = torch.randn(len(self), generator=self.generator) * 5
         base = torch.where(half, torch.tensor(self.bptt / 2), torch.tensor(float(self.bptt)))
-        return [max(5, int(v)) for v in (base + noise).tolist()]
+        draws = (base + noise).clamp(min=5)
+        # Stretch or shrink the draws so they cover the rows exactly: rounded cumulative cut points,
+        # each at least one token after the previous one.
+        cuts = torch.round(torch.cumsum(draws, 0) / draws.sum() * self.n_steps).long().tolist()
+        cuts[-1] = self.n_steps
+        lens, prev = [], 0
+        for i, cut in enumerate(cuts):
+            cut = min(max(cut, prev + 1), self.n_steps - (len(cuts) - 1 - i))
+            lens.append(cut - prev)
+            prev = cut
+        return lens
 
     def __iter__(self):
         data = self.stream()
         i = 0
         for seq_len in self.seq_lens():
-            seq_len = min(seq_len, self.row_len - 1 - i)
-            if seq_len <= 0:
-                break
             yield data[:, i:i + seq_len], data[:, i + 1:i + 1 + seq_len]
             i += seq_len
 
@@ -82,24 +98,34 @@ class SortedBucketLoader:
     sorted by length and cut into batches, and the batches shuffled (the longest batch goes first, so
     memory problems show at once); without shuffle the documents are simply sorted, longest first,
     and ``order`` maps predictions back to the input order. Documents longer than ``max_len`` keep
-    their first ``max_len`` tokens. Padding goes first so the last position is every document's end.
+    their first ``max_len`` tokens. The classifier lays each batch out again for reading (see
+    ``PoolingClassifier``), so where the padding goes here does not change a prediction.
+    With ``drop_single`` (default: when shuffling) a last batch of one document is left out: a
+    BatchNorm head cannot train on one sample.
     """
 
     def __init__(self, docs: list[np.ndarray], labels=None, bs: int = 32, pad_idx: int = 1, shuffle: bool = False,
-                 max_len: int = 0, seed: int = 0):
+                 max_len: int = 0, seed: int = 0, drop_single: bool | None = None):
+        if bs < 1:
+            raise ValueError(f"batch size {bs} must be at least 1")
         self.docs = [np.asarray(d[:max_len] if max_len else d, dtype=np.int64) for d in docs]
         self.labels = None if labels is None else torch.tensor(np.asarray(labels, dtype=np.float32))
         self.bs, self.pad_idx, self.shuffle = bs, pad_idx, shuffle
+        self.drop_single = shuffle if drop_single is None else drop_single
         self.lengths = np.array([len(d) for d in self.docs])
         self.generator = torch.Generator().manual_seed(seed)
 
+    def _drops_last(self) -> bool:
+        return self.drop_single and len(self.docs) > 1 and len(self.docs) % self.bs == 1
+
     def __len__(self) -> int:
-        return math.ceil(len(self.docs) / self.bs)
+        return math.ceil(len(self.docs) / self.bs) - int(self._drops_last())
 
     def batches(self) -> list[np.ndarray]:
         if not self.shuffle:
             order = np.argsort(-self.lengths, kind="stable")
-            return [order[i:i + self.bs] for i in range(0, len(order), self.bs)]
+            batches = [order[i:i + self.bs] for i in range(0, len(order), self.bs)]
+            return batches[:-1] if self._drops_last() else batches
         perm = torch.randperm(len(self.docs), generator=self.generator).numpy()
         chunk = self.bs * 50
         batches = []
@@ -107,6 +133,9 @@ class SortedBucketLoader:
             part = perm[start:start + chunk]
             part = part[np.argsort(-self.lengths[part], kind="stable")]
             batches.extend(part[i:i + self.bs] for i in range(0, len(part), self.bs))
+        if self._drops_last():
+            # Chunks hold whole batches, so only the very last batch can hold a single document.
+            batches = [b for b in batches if len(b) > 1]
         longest = int(np.argmax([self.lengths[b].max() for b in batches]))
         rest = [b for i, b in enumerate(batches) if i != longest]
         shuffled = torch.randperm(len(rest), generator=self.generator).tolist()

@@ -10,12 +10,18 @@ from __future__ import annotations
 import functools
 import html
 import re
-import sys
 from importlib import metadata
 
 UNK, PAD, BOS, EOS = "xxunk", "xxpad", "xxbos", "xxeos"
 TK_MAJ, TK_UP, TK_REP, TK_WREP = "xxmaj", "xxup", "xxrep", "xxwrep"
 SPECIAL_TOKENS = (UNK, PAD, BOS, EOS, TK_MAJ, TK_UP, TK_REP, TK_WREP)
+# Other fastai special tokens a vocabulary may carry (fields, fake padding); never words.
+OTHER_SPECIALS = ("xxfld", "xxfake")
+
+
+def is_special(token: str) -> bool:
+    """A marker or control token rather than a word (what text generation must never sample)."""
+    return token in SPECIAL_TOKENS or token in OTHER_SPECIALS
 RULES_VERSION = 1  # bump when a rule changes: cached token ids are keyed by it
 
 _BR = re.compile(r"<\s*br\s*/?\s*>", re.IGNORECASE)
@@ -128,12 +134,11 @@ class Tokenizer:
 
     def tokenize(self, texts, progress: bool | None = None, desc: str = "tokenizing") -> list[list[str]]:
         """Tokenize many texts in this process, with a progress bar."""
-        from tqdm.auto import tqdm
+        from harness.progress import progress_bar
 
         texts = list(texts)
         docs = self.spacy_tokenizer.pipe((preprocess(t) for t in texts), batch_size=1000)
-        bar = tqdm(docs, total=len(texts), desc=desc, disable=None if progress is None else not progress,
-                   file=sys.stderr, mininterval=0.5, unit="doc")
+        bar = progress_bar(docs, total=len(texts), desc=desc, unit="doc", disable=None if progress is None else not progress)
         return [postprocess(self._words(doc), self.bos) for doc in bar]
 
 
@@ -153,23 +158,34 @@ _NO_SPACE_BEFORE = {".", ",", "!", "?", ":", ";", ")", "'s", "n't", "'re", "'ve"
 
 
 def detokenize(tokens: list[str]) -> str:
-    """Readable text from tokens: markers applied (xxmaj, xxup, xxrep, xxwrep), punctuation re-attached."""
+    """Readable text from tokens: markers applied (``xxmaj w`` -> W..., ``xxup w`` -> W, ``xxrep n c``
+    -> c * n, ``xxwrep n w`` -> w repeated n times), punctuation re-attached. Control tokens, and a
+    marker with nothing to apply to, are left out."""
     words: list[str] = []
     i, case = 0, None
     while i < len(tokens):
         tok = tokens[i]
-        if tok in (BOS, EOS, PAD):
-            i += 1
-            continue
         if tok in (TK_MAJ, TK_UP):
             case, i = tok, i + 1
             continue
-        if tok in (TK_REP, TK_WREP) and i + 2 < len(tokens) and tokens[i + 1].isdigit():
-            n, i = int(tokens[i + 1]), i + 2
-            if tokens[i] in (TK_MAJ, TK_UP) and i + 1 < len(tokens):  # "xxwrep 3 xxup the"
-                case, i = tokens[i], i + 1
-            unit, i = tokens[i], i + 1
+        if tok in (TK_REP, TK_WREP):
+            n_ok = i + 1 < len(tokens) and tokens[i + 1].isdigit()
+            j = i + 2
+            if n_ok and j < len(tokens) and tokens[j] in (TK_MAJ, TK_UP):  # "xxwrep 3 xxup the"
+                case, j = tokens[j], j + 1
+            if not n_ok or j >= len(tokens) or is_special(tokens[j]):
+                i += 2 if n_ok else 1  # a marker without its count or its unit: drop it (and its count)
+                continue
+            n, unit, i = int(tokens[i + 1]), tokens[j], j + 1
             text = unit * n if tok == TK_REP else " ".join([unit] * n)
+            if tok == TK_REP and words and not words[-1].endswith("\n"):
+                # The tokenizer split a repeated character off its word ("sooooo" -> "s xxrep 5 o").
+                words[-1] += text[:1].upper() + text[1:] if case == TK_MAJ else text.upper() if case == TK_UP else text
+                case = None
+                continue
+        elif is_special(tok):
+            i += 1
+            continue
         else:
             text, i = tok, i + 1
         if case == TK_MAJ:
