@@ -65,7 +65,7 @@ def vision(n, small):
 def language_model(n, small):
     vocab, bs, bptt, batches = (2000, 16, 35, 8) if small else (30_000, 64, 70, 40)
     tokens = torch.randint(2, vocab, (batches * bs, bptt + 1), generator=torch.Generator().manual_seed(0))
-    encoder = AWDLSTM(vocab, 100 if small else 400, 300 if small else 1152, 3)
+    encoder = AWDLSTM(vocab, 100 if small else 400, 300 if small else 1150, 3)  # 1150: fast.ai wt103 (ulmfit)
     model = LanguageModel(encoder)
     dl = TensorLoader(tokens[:, :-1], tokens[:, 1:], batch_size=bs, device=n)
     return model, dl, model.loss, batches * bs * bptt, "tokens"

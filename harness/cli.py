@@ -49,7 +49,7 @@ class HarnessGroup(click.Group):
 
 @click.group(cls=HarnessGroup)
 @click.version_option(__version__, prog_name="harness")
-@click.option("--workspace", envvar="HARNESS_WORKSPACE", type=click.Path(file_okay=False), default="harness-work",
+@click.option("--workspace", envvar="HARNESS_WORKSPACE", default="harness-work",
               show_default=True, help="Folder for data, runs, checkpoints, plots and submissions "
                                       "(also $HARNESS_WORKSPACE).")
 @click.pass_context
@@ -117,7 +117,7 @@ def list_plugins():
 # ---------------------------------------------------------------------- data
 @cli.command("data")
 @click.argument("name")
-@click.option("--from", "source", type=click.Path(exists=True, file_okay=False), help="Copy the competition files from DIR.")
+@click.option("--from", "source", help="Copy the competition files from DIR.")
 @click.option("--sample", is_flag=True, help="Write a small generated dataset in the competition's own format.")
 @click.option("--download", is_flag=True, help="Download the files from Kaggle (needs a Kaggle account; "
                                                "a second run downloads nothing).")
@@ -139,6 +139,8 @@ def data(ctx, name, source, sample, download, force):
     from harness.workspace import atomic_dir
 
     if source:
+        if not Path(source).is_dir():
+            raise HarnessError(f"--from {source}: no such folder; give the folder that holds the competition's files")
         comp.check_raw(Path(source))  # before copying, so that errors name the user's folder
     with atomic_dir(dest) as tmp:
         if sample:
@@ -302,7 +304,8 @@ def explain(ctx, name, run_id):
 @click.option("--temperature", type=float, default=1.0, show_default=True, help="Below 1: safer; 0: always the likeliest.")
 @click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest tokens (0: all).")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the sampling: the same seed and prompt write the same text.")
+              help="Seed of the sampling: the same run, prompt and seed write the same text "
+                   "(no effect with --temperature 0).")
 @device_option
 @click.pass_context
 def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device):

@@ -16,7 +16,12 @@ WORKSPACE_ENV = "HARNESS_WORKSPACE"
 def workspace_dir(override: str | os.PathLike | None = None) -> Path:
     """The workspace folder: an explicit option, else $HARNESS_WORKSPACE, else ./harness-work."""
     path = Path(override or os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        from harness.errors import HarnessError
+
+        raise HarnessError(f"workspace {path} is a file; give a folder with --workspace or $HARNESS_WORKSPACE") from None
     return path
 
 

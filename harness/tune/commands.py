@@ -36,7 +36,7 @@ def _storage_url(ctx, storage):
 @click.option("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, show_default=True,
               help="Seconds between a running trial's heartbeats; a trial silent for twice that is marked failed.")
 @click.option("--show", is_flag=True, help="Show the study: best trial, trials, importances, PNG plots.")
-@click.option("--export", "export_path", type=click.Path(dir_okay=False),
+@click.option("--export", "export_path",
               help="Write the best trial (or --trial N) as a config for `harness train NAME --config FILE`.")
 @click.option("--trial", "trial_number", type=int, help="With --export: this trial instead of the best.")
 @config_option
@@ -55,12 +55,15 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
         check_budget(n_trials, timeout)  # before Optuna, torch, the config and the data are touched
     if heartbeat < 1:
         raise HarnessError(f"--heartbeat {heartbeat}: give a number of seconds of at least 1")
+    if export_path and Path(export_path).is_dir():
+        raise HarnessError(f"--export {export_path} is a folder; give a file name such as best.toml")
     from harness import runner
     from harness.cli import _competition, _config, _workspace
     from harness.tune import export, report, study as studies
 
     comp = _competition(name)
     workspace = _workspace(ctx)
+    config = None if (show or export_path) else _config(comp, config_file, overrides)  # checked before any file
     url = _storage_url(ctx, storage)
     study_name = study_name or name
     if show or export_path:
@@ -74,7 +77,6 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
             click.echo(f"trial {trial.number} (validation {trial.value:.6f}) written to {path}; "
                        f"reproduce it with `harness train {name} --config {path}`")
         return
-    config = _config(comp, config_file, overrides)
     path = runner.data_dir_for(workspace, comp, data_dir)
     click.echo(f"study {study_name!r} in {studies.shown_url(url)}")
     study, _ = studies.tune(comp, config, path, workspace, n_trials=n_trials, timeout=timeout, storage_url=url,

@@ -250,7 +250,7 @@ class Objective:
             started, started_cpu = time.perf_counter(), time.process_time()
             with contextlib.redirect_stderr(log):  # the plugin's warnings, said once below, not every trial
                 run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
-                                   callbacks=[OptunaPruning(trial)], echo=False, progress=True)
+                                   callbacks=[OptunaPruning(trial)], echo=False, progress=False)
         except optuna.TrialPruned:
             raise
         except Exception as exc:
