@@ -47,6 +47,16 @@ def check_ratings(frame: pd.DataFrame, path: Path, y_range) -> None:
                  hint=f"ratings must lie in model.y_range = [{lo}, {hi}]; fix the file or widen model.y_range")
 
 
+def unknown_ids_message(raw: "MovieLensData", users, items) -> str | None:
+    """What test.csv holds that training never saw, or None."""
+    unknown_users = ~raw.test["user"].isin(users)
+    unknown_items = ~raw.test["item"].isin(items)
+    if not (unknown_users.any() or unknown_items.any()):
+        return None
+    return (f"{raw.data_dir / 'test.csv'}: {int(unknown_users.sum())} row(s) with a user and "
+            f"{int(unknown_items.sum())} with a movie never seen in training")
+
+
 def read_ml100k_ratings(path: Path, y_range=(0.0, 5.5)) -> pd.DataFrame:
     """u.data or a uN.base/uN.test split: four tab-separated columns, user item rating timestamp."""
     frame = read_table(path, sep="\t", header=None, columns=ML100K_COLUMNS, integer=("user", "item"),
@@ -142,6 +152,15 @@ class MovieLens(Competition):
         y_range = config["model"]["y_range"]
         return read_ml100k_ratings(base, y_range), read_ml100k_ratings(test, y_range)
 
+    def check_inputs(self, raw: MovieLensData, config) -> None:
+        """With data.unknown_ids = "error", test ids never seen in training fail before training."""
+        if raw.test is None or config["data"]["unknown_ids"] != "error":
+            return
+        train, _ = self.split(raw, config)
+        message = unknown_ids_message(raw, train["user"].unique(), train["item"].unique())
+        if message:
+            raise HarnessError(message + "; set data.unknown_ids = \"warn\" to predict them from biases")
+
     # ------------------------------------------------------------------ preprocessing
     def prepare(self, raw: MovieLensData, config) -> Prepared:
         train, valid = self.split(raw, config)
@@ -192,11 +211,8 @@ class MovieLens(Competition):
         if raw.test is None:
             return None
         test = raw.test
-        unknown_users = ~test["user"].isin(state["users"])
-        unknown_items = ~test["item"].isin(state["items"])
-        if unknown_users.any() or unknown_items.any():
-            message = (f"{raw.data_dir / 'test.csv'}: {int(unknown_users.sum())} row(s) with a user and "
-                       f"{int(unknown_items.sum())} with a movie never seen in training")
+        message = unknown_ids_message(raw, state["users"], state["items"])
+        if message:
             if config["data"]["unknown_ids"] == "error":
                 raise HarnessError(message + "; set data.unknown_ids = \"warn\" to predict them from biases")
             click.echo(f"warning: {message}; predicted from biases and the global mean", err=True)

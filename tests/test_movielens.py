@@ -245,10 +245,12 @@ def test_split_choices_are_the_predefined_splits():
     assert COMPETITION_SCHEMAS["movielens"]["data.split"].values == ("random", *PREDEFINED_SPLITS)
 
 
-def test_unknown_test_ids_can_be_an_error(cli_run, sample_dir):
+def test_unknown_test_ids_can_be_an_error_before_training(cli_run, workspace, sample_dir):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, "--epochs", "1",
                      "--set", "data.unknown_ids=error", expect=2)
     assert "never seen in training" in result.output
+    assert "epoch" not in result.output  # it failed before the first epoch...
+    assert not (workspace / "runs").exists()  # ...and left no run folder
 
 
 @pytest.mark.parametrize("args, message", [
