@@ -299,3 +299,15 @@ def test_submission_from_outputs_keeps_closed_stores_at_zero():
     out = Rossmann().submission_from_outputs(np.log([7.0, 200.0, 20.0]), template)
     assert out["Id"].tolist() == [1, 2, 3]
     assert out["Sales"].tolist() == pytest.approx([0.0, 200.0, 20.0])
+
+
+def test_sample_submission_ids_that_disagree_with_test_fail_before_training(cli_run, workspace, tmp_path):
+    from plugins.rossmann import Rossmann
+
+    data = tmp_path / "rossmann"
+    Rossmann().write_sample(data)
+    sample = pd.read_csv(data / "sample_submission.csv")
+    sample.iloc[:-1].to_csv(data / "sample_submission.csv", index=False)  # one test Id missing
+    result = cli_run("train", "rossmann", "--data-dir", data, expect=2)
+    assert "sample_submission.csv: its Id set differs from test.csv's (383 vs 384 ids)" in result.output
+    assert "epoch" not in result.output and not (workspace / "runs").exists()
