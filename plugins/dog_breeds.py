@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 import torch
@@ -22,12 +21,14 @@ from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
-from harness.data.files import check_no_duplicates, read_table
-from harness.data.loaders import TensorLoader
+from harness.data.files import check_file, check_no_duplicates, read_table
+from harness.data.loaders import TensorLoader, check_batch_size
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.metrics import Metric, accuracy, accuracy_fn, log_loss_fn
+from harness.progress import echo
 from harness.submission import validate_submission
+from harness.train.schedules import DEFAULT_MOMS
 from harness.workspace import cache_dir
 
 # The model returns log-probabilities; Kaggle's log loss is on probabilities (clipped).
@@ -57,7 +58,11 @@ def require_vision() -> None:
 
 
 def stratified_split(labels: np.ndarray, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Train and validation indices with each class split in the same proportion."""
+    """Train and validation indices with each class split in the same proportion.
+
+    Every class keeps at least one image for training, so a breed with a single image goes to
+    training and has none in validation.
+    """
     rng = np.random.default_rng(seed)
     train, valid = [], []
     for c in np.unique(labels):
@@ -83,6 +88,11 @@ class DogBreeds(Competition):
             if not (data_dir / name).exists():
                 raise HarnessError(f"{data_dir / name} is missing; dog-breeds needs Kaggle's labels.csv, train/, "
                                    "test/ and sample_submission.csv (or `harness data dog-breeds --sample`)")
+        check_file(data_dir / "labels.csv", what="CSV file (id,breed)")
+        for name in ("train", "test"):
+            check_folder(data_dir / name)
+        if (data_dir / "sample_submission.csv").exists():
+            check_file(data_dir / "sample_submission.csv", what="CSV file")
 
     def load(self, data_dir, config) -> DogBreedsData:
         require_vision()
@@ -91,12 +101,18 @@ class DogBreeds(Competition):
         data_dir = Path(data_dir)
         self.check_raw(data_dir)
         on_error = config["data"]["corrupt_images"]
-        labels = read_table(data_dir / "labels.csv", required=("id", "breed"), dtype={"id": str, "breed": str})
-        check_no_duplicates(labels, ["id"], data_dir / "labels.csv")
-        if labels["breed"].isna().any():
-            raise HarnessError(f"{data_dir / 'labels.csv'}: {int(labels['breed'].isna().sum())} row(s) without a breed")
+        labels_path = data_dir / "labels.csv"
+        labels = read_table(labels_path, required=("id", "breed"), dtype={"id": str, "breed": str})
+        check_ids(labels, labels_path)
+        check_no_duplicates(labels, ["id"], labels_path)
+        blank = labels["breed"].isna() | (labels["breed"].str.strip() == "")
+        if blank.any():
+            raise HarnessError(f"{labels_path}: {int(blank.sum())} row(s) without a breed, first at data row "
+                               f"{int(blank.to_numpy().argmax()) + 1}{truncation_hint(labels_path, blank)}; "
+                               "give every image its breed")
+        check_last_breed(labels, labels_path)
         train_paths = [data_dir / "train" / f"{i}.jpg" for i in labels["id"]]
-        _check_exist(train_paths, "labels.csv", data_dir / "train")
+        check_images_exist(train_paths, labels_path.name, data_dir / "train")
         readable = np.array(scan_images(train_paths, on_error, desc="checking train images"))
         train_paths = [p for p, ok in zip(train_paths, readable) if ok]
         breeds = labels["breed"][readable].tolist()
@@ -111,14 +127,21 @@ class DogBreeds(Competition):
                 missing, extra = sorted(set(classes) - set(columns)), sorted(set(columns) - set(classes))
                 raise HarnessError(f"{sample_path}: its columns should be id then the {len(classes)} breeds of "
                                    f"labels.csv in sorted order; missing {missing[:3]}, unknown {extra[:3]}")
+            # Kaggle's sample holds numbers in every cell; a blank one is a cut file, or not a sample.
+            sample = read_table(sample_path, numeric=tuple(columns), dtype={"id": str})
+            check_ids(sample, sample_path)
+            check_no_duplicates(sample, ["id"], sample_path)
             test_ids = sample["id"].tolist()
         elif (data_dir / "test").is_dir():
             test_ids = sorted(p.stem for p in (data_dir / "test").glob("*.jpg"))
+            if not test_ids:
+                echo(f"note: {data_dir / 'test'} holds no .jpg images and there is no sample_submission.csv: "
+                     "no submission will be written", err=True)
             sample = pd.DataFrame({"id": test_ids, **{c: 1.0 / len(classes) for c in classes}})
         test_paths = test_readable = None
         if test_ids:
             test_paths = [data_dir / "test" / f"{i}.jpg" for i in test_ids]
-            _check_exist(test_paths, "sample_submission.csv", data_dir / "test")
+            check_images_exist(test_paths, sample_path.name, data_dir / "test")
             test_readable = scan_images(test_paths, on_error, desc="checking test images")
         return DogBreedsData(train_paths, breeds, classes, test_ids or None, test_paths, test_readable, sample,
                              data_dir)
@@ -132,6 +155,11 @@ class DogBreeds(Competition):
         code = {c: i for i, c in enumerate(raw.classes)}
         y = np.array([code[b] for b in raw.breeds])
         train_idx, valid_idx = stratified_split(y, d["valid_pct"], seed)
+        alone = [c for c, n in zip(raw.classes, np.bincount(y, minlength=len(raw.classes))) if n == 1]
+        if alone and d["valid_pct"] > 0:
+            echo(f"note: {len(alone)} breed(s) have a single image ({', '.join(alone[:3])}"
+                 f"{', ...' if len(alone) > 3 else ''}): it goes to training, none to validation", err=True)
+        check_head_batch_size(t["batch_size"], len(train_idx))
         paths = np.array(raw.train_paths, dtype=object)
         counts = np.bincount(y[train_idx], minlength=len(raw.classes))
         state = {"classes": raw.classes, "class_freq": (counts / counts.sum()).tolist(),
@@ -172,6 +200,7 @@ class DogBreeds(Competition):
         d, t = config["data"], config["train"]
         prepared, model = learn.prepared, learn.model
         extra, size = prepared.extra, d["image_size"]
+        moms = tuple(t.get("moms", DEFAULT_MOMS))  # one-cycle's beta1: start, peak rate, end
 
         # 1. The head on cached activations of the frozen backbone.
         learn.freeze()
@@ -184,28 +213,33 @@ class DogBreeds(Competition):
         acts, cache = precompute_activations(extractor, extra["train_paths"] + extra["valid_paths"],
                                              eval_transform(size), **common)
         train_acts, valid_acts = acts[:n_train], acts[n_train:]
-        click.echo(f"activations: {len(acts)} images, {cache.hits} reused from {cache.folder}")
-        seed = int(config.get("seed", 0))
-        head_train = TensorLoader(train_acts, torch.tensor(extra["train_y"]), t["batch_size"], shuffle=True, seed=seed)
+        echo(f"activations: {len(acts)} images, {cache.hits} reused from {cache.folder}")
+        seed, bs = int(config.get("seed", 0)), t["batch_size"]
+        # A training loader: like the image loader, it drops a last batch of one row (BatchNorm cannot train on it).
+        head_train = TensorLoader(train_acts, torch.tensor(extra["train_y"]), bs, shuffle=True, seed=seed,
+                                  drop_last_single=True)
         head_valid = None
         if len(valid_acts):
-            head_valid = TensorLoader(valid_acts, torch.tensor(extra["valid_y"]), 4 * t["batch_size"])
+            head_valid = TensorLoader(valid_acts, torch.tensor(extra["valid_y"]), 4 * bs)
         images = (learn.train_dl, learn.valid_dl)
-        learn.model, learn.train_dl, learn.valid_dl = model.head, head_train, head_valid
+        learn.train_dl, learn.valid_dl = head_train, head_valid
+        # The Learner still trains the whole model (only the head runs, on the cached inputs), so its
+        # checkpoints, checkpoints/last.pt and best.pt, hold the full model state at every stage.
         try:
-            learn.fit(t["epochs"], t["lr"], schedule=t["schedule"], pct_start=t["pct_start"])
+            with model.cached_features():
+                learn.fit(t["epochs"], t["lr"], schedule=t["schedule"], pct_start=t["pct_start"], moms=moms)
         finally:
-            learn.model, (learn.train_dl, learn.valid_dl) = model, images
+            learn.train_dl, learn.valid_dl = images
 
         # 2. Optionally, the head on augmented images through the frozen backbone.
         if t["frozen_epochs"]:
-            learn.fit(t["frozen_epochs"], t["lr"], schedule="sgdr", cycle_len=1)
+            learn.fit(t["frozen_epochs"], t["lr"], schedule="sgdr", cycle_len=1, moms=moms)
 
         # 3. Unfreeze: fine-tune everything with differential learning rates, early layers slowest.
         if t["unfreeze_cycles"]:
             learn.unfreeze()
             learn.fit(t["unfreeze_cycles"], list(t["unfreeze_lrs"]), schedule="sgdr",
-                      cycle_len=t["cycle_len"], cycle_mult=t["cycle_mult"])
+                      cycle_len=t["cycle_len"], cycle_mult=t["cycle_mult"], moms=moms)
 
         # The validation score with test-time augmentation, beside the plain one.
         n_aug = config["predict"]["tta"]
@@ -214,8 +248,8 @@ class DogBreeds(Competition):
             targets = torch.tensor(extra["valid_y"])
             learn.metrics["log_loss_tta"] = log_loss_fn(probs, targets)
             learn.metrics["accuracy_tta"] = accuracy_fn(probs, targets)
-            click.echo(f"validation with TTA ({n_aug} augmented copies): log_loss {learn.metrics['log_loss_tta']:.5f}, "
-                       f"accuracy {learn.metrics['accuracy_tta']:.4f}")
+            echo(f"validation with TTA ({n_aug} augmented copies): log_loss {learn.metrics['log_loss_tta']:.5f}, "
+                 f"accuracy {learn.metrics['accuracy_tta']:.4f}")
 
     def _tta(self, learn, paths, config) -> torch.Tensor:
         """Class probabilities for ``paths``: the plain image plus ``predict.tta`` augmented copies."""
@@ -240,8 +274,8 @@ class DogBreeds(Competition):
             paths = [p for p, ok in zip(raw.test_paths, readable) if ok]
             probs[readable] = self._tta(learn, paths, config).double().numpy()
         if not readable.all():
-            click.echo(f"warning: {int((~readable).sum())} unreadable test image(s) get the training class "
-                       "frequencies as their prediction", err=True)
+            echo(f"warning: {int((~readable).sum())} unreadable test image(s) get the training class "
+                 "frequencies as their prediction", err=True)
         probs /= probs.sum(axis=1, keepdims=True)
         submission = pd.DataFrame(probs, columns=state["classes"])
         submission.insert(0, "id", raw.test_ids)
@@ -267,11 +301,62 @@ class DogBreeds(Competition):
         write_sample(Path(data_dir), seed, n_breeds, n_per_breed, n_test, size)
 
 
-def _check_exist(paths: list[Path], listed_in: str, folder: Path) -> None:
-    missing = [p for p in paths if not p.exists()]
-    if missing:
-        raise HarnessError(f"{len(missing)} image(s) listed in {listed_in} are missing from {folder}, first "
-                           f"{missing[0].name}; copy Kaggle's images there")
+def check_head_batch_size(batch_size: int, n_train: int) -> None:
+    """The head's BatchNorm needs two or more images per training batch, and a batch needs the images."""
+    if batch_size < 2:
+        raise HarnessError(f"train.batch_size = {batch_size}: the head's BatchNorm layers need at least 2 images "
+                           "per batch; set train.batch_size to 2 or more")
+    check_batch_size(n_train, batch_size)
+
+
+def check_folder(path: Path) -> None:
+    """``train`` and ``test`` (when there) must be folders of images."""
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"{path} is a file; dog-breeds expects a folder of <id>.jpg images there")
+
+
+def check_ids(frame: pd.DataFrame, path: Path) -> None:
+    """Every id names one image file: not blank, and no folder separators (it must stay inside train/ or test/)."""
+    ids = frame["id"]
+    bad = ids.isna() | (ids.str.strip() == "") | ids.str.contains(r"[/\\]", na=False)
+    if bad.any():
+        row = int(bad.to_numpy().argmax())
+        raise HarnessError(f"{path}: {int(bad.sum())} row(s) with an empty id or one holding / or \\, first "
+                           f"{ids.iloc[row]!r} at data row {row + 1}; each id is an image's file name without .jpg")
+
+
+def ends_with_newline(path: Path) -> bool:
+    with open(path, "rb") as f:
+        f.seek(-1, 2)
+        return f.read(1) in (b"\n", b"\r")
+
+
+def truncation_hint(path: Path, bad_rows: pd.Series) -> str:
+    """A note for a fault in the last row of a file that does not end with a line break: a cut file."""
+    if bool(bad_rows.iloc[-1]) and not ends_with_newline(path):
+        return " (the last row has no line break after it: the file looks truncated; copy it again)"
+    return ""
+
+
+def check_last_breed(labels: pd.DataFrame, path: Path) -> None:
+    """A file cut inside its last breed name leaves a breed of one image that no other row has."""
+    last = labels["breed"].iloc[-1]
+    if (labels["breed"] == last).sum() == 1 and len(labels) > 1 and not ends_with_newline(path):
+        raise HarnessError(f"{path}: the last row's breed {last!r} occurs nowhere else and has no line break after "
+                           "it: the file looks truncated; copy it again")
+
+
+def check_images_exist(paths: list[Path], listed_in: str, folder: Path) -> None:
+    """Every listed image is a file: say how many are missing (or are folders) and name the first."""
+    bad = [p for p in paths if not p.is_file()]
+    if not bad:
+        return
+    folders = [p for p in bad if p.is_dir()]
+    if folders:
+        raise HarnessError(f"{folders[0]} is a folder where an image should be ({len(folders)} such in {folder}); "
+                           "replace it with the JPEG file")
+    raise HarnessError(f"{len(bad)} image(s) listed in {listed_in} are missing from {folder}, first "
+                       f"{bad[0].name}; copy Kaggle's images there")
 
 
 def activation_cache_dir(config) -> Path:

@@ -9,8 +9,11 @@ import pytest
 import torch
 from PIL import Image
 
+from competitions import config_path
 from harness.config import apply_overrides
 from harness.errors import HarnessError
+from harness.models.vision import VisionModel
+from harness.train.callbacks import Callback
 from plugins.dog_breeds import DogBreeds
 
 # Small and quick: 32 px images, ResNet-18 with random weights, no decoding processes.
@@ -97,7 +100,7 @@ def test_offline_without_weights_one_line_exit_2(cli_run, sample_dir, tmp_path, 
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     out = cli_run("train", "dog-breeds", "--data-dir", sample_dir, expect=2).output
     expected = tmp_path / "torch" / "hub" / "checkpoints" / "resnet34-b627a593.pth"
     assert out.startswith("error: ImageNet weights for resnet34") and str(expected) in out
@@ -175,3 +178,112 @@ def test_without_torchvision_says_which_extra_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "torchvision", None)  # as if the `vision` extra were not installed
     with pytest.raises(HarnessError, match=r"pip install 'harness\[vision\]'"):
         DogBreeds().write_sample(tmp_path)
+
+
+# ---------------------------------------------------------------------- checkpoints and resume
+def fast_args(**overrides) -> list[str]:
+    settings = {k: v for k, v in FAST.items() if k != "model.pretrained"} | overrides
+    return ["--no-pretrained", *[a for k, v in settings.items() for a in ("--set", f"{k}={v}")]]
+
+
+def full_model(n_classes=4) -> VisionModel:
+    return VisionModel(n_classes, "resnet18", pretrained=False)
+
+
+def test_sample_config_with_one_epoch_trains_and_checkpoints_hold_the_full_model(cli_run, workspace, sample_dir):
+    # One head epoch of 3 batches: too few steps for torch's one-cycle (ZeroDivisionError before).
+    out = cli_run("train", "dog-breeds", "--config", config_path("dog-breeds-sample"), "--epochs", "1",
+                  "--data-dir", sample_dir, "--set", "data.image_size=32", "--set", "train.unfreeze_cycles=0",
+                  "--set", "predict.tta=1").output
+    assert "Traceback" not in out and "validation with TTA" in out
+    (run_dir,) = (workspace / "runs" / "dog-breeds").iterdir()
+    assert pd.read_csv(run_dir / "history.csv")["stage"].tolist() == [0]
+    # Written while the head trained on cached activations, the checkpoints still hold body and head.
+    for name in ("checkpoints/last.pt", "checkpoints/best.pt", "model.pt"):
+        state = torch.load(run_dir / name, weights_only=True)
+        full_model().load_state_dict(state["model"] if name.endswith("last.pt") else state, strict=True)
+    assert (run_dir / "submission.csv").is_file()
+
+
+class Killed(Exception):
+    """Stands for the process being killed right after a checkpoint was written."""
+
+
+class KillAfter(Callback):
+    order = 35  # after Checkpoint (30) has written the epoch's checkpoint
+
+    def __init__(self, fit_index: int, epoch: int):
+        self.fit_index, self.epoch = fit_index, epoch
+
+    def after_epoch(self, learn):
+        if (learn.fit_index, learn.epoch) == (self.fit_index, self.epoch):
+            raise Killed()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fit_index", [0, 1], ids=["head-on-cache", "unfrozen"])
+def test_run_killed_in_a_stage_resumes_to_the_uninterrupted_weights(cli_run, workspace, sample_dir, fit_index):
+    from harness import runner
+    from harness.runs import Run
+
+    comp = DogBreeds()
+    cfg = config(**{"train.epochs": 2, "train.unfreeze_cycles": 2, "train.cycle_mult": 1, "predict.tta": 0})
+    whole = runner.train(comp, cfg, sample_dir, workspace, echo=False)
+    reference = torch.load(whole.path("model.pt"), weights_only=True)
+
+    with pytest.raises(Killed):
+        runner.train(comp, cfg, sample_dir, workspace, echo=False, callbacks=[KillAfter(fit_index, 0)])
+    killed = Run.find(workspace, "dog-breeds", unfinished=True)
+    assert not killed.finished
+    checkpoint = torch.load(killed.checkpoint, weights_only=True)
+    assert (checkpoint["fit_index"], checkpoint["epoch"]) == (fit_index, 0)
+    full_model().load_state_dict(checkpoint["model"], strict=True)
+
+    cli_run("train", "dog-breeds", "--resume", "--data-dir", sample_dir)
+    resumed = Run.find(workspace, "dog-breeds", killed.id)
+    assert resumed.finished
+    assert pd.read_csv(resumed.path("history.csv"))["stage"].tolist() == [0, 0, 1, 1]
+    final = torch.load(resumed.path("model.pt"), weights_only=True)
+    # The same weights bit for bit: the model, optimizer, schedule, RNG and the loaders' shuffle
+    # orders all continued where the killed run stopped.
+    assert final.keys() == reference.keys()
+    assert all(torch.equal(final[k], reference[k]) for k in reference)
+
+
+# ---------------------------------------------------------------------- batches of one, single images
+def test_last_training_batch_of_one_is_dropped_in_both_stages(cli_run, workspace, sample_dir):
+    # 96 training images in batches of 19 leave one image over: BatchNorm cannot train on it.
+    out = cli_run("train", "dog-breeds", *fast_args(**{"train.batch_size": 19, "train.epochs": 1,
+                                                       "train.unfreeze_cycles": 1, "predict.tta": 0}),
+                  "--data-dir", sample_dir).output
+    assert "Traceback" not in out
+    (run_dir,) = (workspace / "runs" / "dog-breeds").iterdir()
+    assert pd.read_csv(run_dir / "history.csv")["stage"].tolist() == [0, 1]
+
+
+def test_batch_size_larger_than_the_training_images_names_the_key(cli_run, workspace, sample_dir):
+    out = cli_run("train", "dog-breeds", *fast_args(**{"train.batch_size": 97}), "--data-dir", sample_dir,
+                  expect=2).output
+    assert out.startswith("error: train.batch_size = 97 is larger than the 96 training") and out.count("\n") == 1
+    out = cli_run("train", "dog-breeds", *fast_args(**{"train.batch_size": 1}), "--data-dir", sample_dir,
+                  expect=2).output
+    assert out.startswith("error: train.batch_size = 1: the head's BatchNorm") and out.count("\n") == 1
+    assert not (workspace / "runs" / "dog-breeds").exists() or not any((workspace / "runs" / "dog-breeds").iterdir())
+
+
+def test_breed_with_a_single_image_goes_to_training(cli_run, workspace, data_copy):
+    labels = pd.read_csv(data_copy / "labels.csv")
+    (data_copy / "train" / f"{labels['id'][0]}.jpg").rename(data_copy / "train" / "lonely.jpg")
+    labels.loc[0, "id"], labels.loc[0, "breed"] = "lonely", "corgi"
+    labels.to_csv(data_copy / "labels.csv", index=False)
+    (data_copy / "sample_submission.csv").unlink()  # rebuilt from test/ with the new breed's column
+    cfg = config(**{"data.valid_pct": 0.5})
+    raw = DogBreeds().load(data_copy, cfg)
+    prepared = DogBreeds().prepare(raw, cfg)
+    assert data_copy / "train" / "lonely.jpg" in prepared.extra["train_paths"]
+    assert data_copy / "train" / "lonely.jpg" not in prepared.extra["valid_paths"]
+    result = cli_run("train", "dog-breeds", *fast_args(**{"train.epochs": 1, "train.unfreeze_cycles": 1,
+                                                          "predict.tta": 0}), "--data-dir", data_copy)
+    assert "note: 1 breed(s) have a single image (corgi): it goes to training, none to validation" in result.stderr
+    (run_dir,) = (workspace / "runs" / "dog-breeds").iterdir()
+    assert "corgi" in pd.read_csv(run_dir / "submission.csv").columns

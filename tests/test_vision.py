@@ -2,6 +2,7 @@
 the on-disk activation cache."""
 from __future__ import annotations
 
+import hashlib
 import urllib.error
 from pathlib import Path
 
@@ -12,12 +13,15 @@ from PIL import Image
 from torch import nn
 
 from harness.data.images import (
-    ActivationCache, compute_activations, decode_image, eval_transform, precompute_activations, scan_images,
-    train_transform,
+    ActivationCache, compute_activations, decode_image, eval_transform, image_loader, precompute_activations,
+    predict_tta, scan_images, train_transform,
 )
 from harness.data.loaders import TensorLoader
 from harness.errors import HarnessError
-from harness.models.vision import FeatureExtractor, VisionModel, create_body, create_head, weights_file
+from harness.models import vision
+from harness.models.vision import (
+    FeatureExtractor, VisionModel, create_body, create_head, hash_prefix, load_weights, weights_file,
+)
 from harness.train import Learner
 
 REAL_PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "dog-breed-identification" / "extra_real_jpgs_not_kaggle"
@@ -75,13 +79,13 @@ def test_model_concat_pool_and_layer_groups():
         VisionModel(5, "vgg99", pretrained=False)
 
 
+def offline(*args, **kwargs):
+    raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
+
+
 def test_missing_weights_offline_say_where_to_put_them(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
-
-    def offline(*args, **kwargs):
-        raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", offline)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
     with pytest.raises(HarnessError) as info:
         create_body("resnet34", pretrained=True)
     message = str(info.value)
@@ -90,21 +94,99 @@ def test_missing_weights_offline_say_where_to_put_them(tmp_path, monkeypatch):
     assert "--no-pretrained" in message
 
 
-def test_weights_file_in_the_hub_cache_is_loaded(tmp_path, monkeypatch):
+def test_download_gets_the_hash_in_the_name_and_is_checked_again(tmp_path, monkeypatch):
     import torchvision
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    reference = torchvision.models.resnet18()
+    asked = []
+
+    def fake_download(url, dst, hash_prefix=None, progress=True):  # what torch.hub does, without the network
+        asked.append((url, Path(dst).name, hash_prefix))
+        torch.save(reference.state_dict(), dst)
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
     url, path = weights_file("resnet18")
-    assert path.parent == tmp_path / "hub" / "checkpoints" and url.endswith(path.name)
+    # The downloaded file is checked again on loading, so give it a name that carries its own hash.
+    monkeypatch.setattr(vision, "weights_file", lambda arch: (url, tmp_path / "resnet18-00000000.pth"))
+    with pytest.raises(HarnessError, match="does not match the hash in its name"):
+        create_body("resnet18", pretrained=True)
+    assert asked == [(url, "resnet18-00000000.pth", "00000000")]
+    assert (url, path.name, hash_prefix(path)) == (url, "resnet18-f37072fd.pth", "f37072fd")
+
+
+def named_by_hash(folder: Path, state, stem="resnet18") -> Path:
+    """Save ``state`` under a torchvision-style name ending in the first 8 hex digits of its SHA-256."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.pth"
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    return tmp.rename(folder / f"{stem}-{digest[:8]}.pth")
+
+
+def test_weights_placed_by_hand_with_their_hash_load(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     torch.manual_seed(1)
     reference = torchvision.models.resnet18()
-    path.parent.mkdir(parents=True)
-    torch.save(reference.state_dict(), path)
+    path = named_by_hash(tmp_path / "hub" / "checkpoints", reference.state_dict())
+    monkeypatch.setattr(vision, "weights_file", lambda arch: ("https://example.invalid/" + path.name, path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)  # present: nothing is downloaded
     torch.manual_seed(2)
     body, channels = create_body("resnet18", pretrained=True)
     assert channels == 512
     assert torch.equal(body[0].weight, reference.conv1.weight)
     assert torch.equal(body[7][1].bn2.running_var, reference.layer4[1].bn2.running_var)
+
+
+def test_weights_placed_by_hand_with_another_hash_are_refused(tmp_path, monkeypatch):
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    monkeypatch.setattr(torch.hub, "download_url_to_file", offline)
+    _, path = weights_file("resnet18")  # resnet18-f37072fd.pth
+    path.parent.mkdir(parents=True)
+    torch.save(torchvision.models.resnet18().state_dict(), path)  # right format, not ImageNet's file
+    with pytest.raises(HarnessError) as info:
+        create_body("resnet18", pretrained=True)
+    message = str(info.value)
+    assert message.startswith(f"{path} does not match the hash in its name (SHA-256 should start with f37072fd")
+    assert "download it again" in message and "\n" not in message
+
+
+class RunsCode:
+    """Unpickling this runs Path.touch: what a hostile file could do with weights_only=False."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_weights_file_holding_code_is_refused_unrun(tmp_path):
+    marker = tmp_path / "code-ran"
+    path = named_by_hash(tmp_path / "hub" / "checkpoints", {"conv1.weight": RunsCode(marker)})
+    with pytest.raises(HarnessError, match=r"cannot be read as a weights file .*download it again"):
+        load_weights(path)
+    assert not marker.exists()
+    torch.load(path, weights_only=False)  # the test's own check: the file does run code when trusted
+    assert marker.exists()
+
+
+def test_weights_file_cut_short_is_refused(tmp_path):
+    path = named_by_hash(tmp_path, {"w": torch.arange(1000.0)})
+    data = path.read_bytes()[:300]
+    cut = tmp_path / f"w-{hashlib.sha256(data).hexdigest()[:8]}.pth"  # its name carries its own hash
+    cut.write_bytes(data)
+    with pytest.raises(HarnessError, match="cannot be read as a weights file"):
+        load_weights(cut)
+    empty = tmp_path / "w-e3b0c442.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(HarnessError, match="is empty"):
+        load_weights(empty)
+    assert torch.equal(load_weights(path)["w"], torch.arange(1000.0))
 
 
 def test_frozen_body_does_not_change():
@@ -227,3 +309,84 @@ def test_activation_cache_computes_duplicates_once(tmp_path):
     out = cache.get(["c", "d"], compute)
     assert asked[-1] == [1] and out.flatten().tolist() == [3.0, 1.0]
     assert (cache.computed, cache.hits) == (1, 1)
+
+
+# ---------------------------------------------------------------------- loaders and TTA
+def epoch_order(loader) -> list[int]:
+    return [int(i) for _, yb in loader for i in yb]
+
+
+def test_image_loader_restored_continues_the_shuffle_sequence(tmp_path):
+    paths = write_images(tmp_path, 10, size=16)
+    make = lambda: image_loader(paths, list(range(10)), eval_transform(16), batch_size=4, shuffle=True, seed=3)
+    uninterrupted = make()
+    first = epoch_order(uninterrupted)
+    saved = uninterrupted.state_dict()  # what a checkpoint after epoch 1 holds
+    second = epoch_order(uninterrupted)
+    assert sorted(first) == sorted(second) == list(range(10)) and first != second
+
+    resumed = make()
+    resumed.load_state_dict(saved)
+    assert epoch_order(resumed) == second
+    assert epoch_order(make()) == first  # without the state a new loader replays epoch 1
+
+
+def test_training_image_loader_drops_a_last_batch_of_one(tmp_path):
+    paths = write_images(tmp_path, 9, size=16)
+    train = image_loader(paths, list(range(9)), eval_transform(16), batch_size=4, shuffle=True)
+    assert [len(yb) for _, yb in train] == [4, 4] and len(train) == 2
+    # A last batch of two or more is kept; loaders that do not shuffle (validation, test) keep every image.
+    assert [len(yb) for _, yb in image_loader(paths, None, eval_transform(16), batch_size=3, shuffle=True)] == [3] * 3
+    assert [len(yb) for _, yb in image_loader(paths, None, eval_transform(16), batch_size=4)] == [4, 4, 1]
+    assert [len(yb) for _, yb in image_loader(paths[:7], None, eval_transform(16), batch_size=4, shuffle=True)] == [4, 3]
+
+
+def tta_setup(tmp_path):
+    paths = write_images(tmp_path, 6, size=24)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, 3), nn.LogSoftmax(dim=1))
+    learn = Learner(model, None, None, nn.NLLLoss(), device="cpu")
+
+    def make_loader(augment):
+        return image_loader(paths, None, train_transform(16) if augment else eval_transform(16), batch_size=4)
+
+    return learn, make_loader
+
+
+def test_predict_tta_repeats_and_leaves_the_random_state_alone(tmp_path, monkeypatch):
+    learn, make_loader = tta_setup(tmp_path)
+
+    def no_cuda_seeding(*args):
+        raise AssertionError("predict_tta reseeded the CUDA generator")
+
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", no_cuda_seeding)
+    monkeypatch.setattr(torch.cuda, "manual_seed", no_cuda_seeding)
+    torch.default_generator.manual_seed(123)
+    before = torch.get_rng_state()
+    first = predict_tta(learn, make_loader, n_aug=3, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+    again = predict_tta(learn, make_loader, n_aug=3, seed=5)
+    assert torch.equal(first, again)
+    assert torch.allclose(first.sum(1), torch.ones(6), atol=1e-5)
+    plain = predict_tta(learn, make_loader, n_aug=0)
+    assert not torch.allclose(first, plain)  # the augmented passes did change the images
+    assert not torch.equal(first, predict_tta(learn, make_loader, n_aug=3, seed=6))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_predict_tta_leaves_the_cuda_random_state_alone(tmp_path):
+    learn, make_loader = tta_setup(tmp_path)
+    torch.cuda.manual_seed_all(7)
+    before = torch.cuda.get_rng_state_all()
+    predict_tta(learn, make_loader, n_aug=2, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(before, torch.cuda.get_rng_state_all()))
+
+
+def test_computing_activations_leaves_the_random_state_alone(tmp_path):
+    # Else a run's dropout masks would depend on whether its activations were cached already.
+    paths = write_images(tmp_path / "images", 5)
+    extractor = FeatureExtractor(VisionModel(2, "resnet18", pretrained=False))
+    torch.default_generator.manual_seed(11)
+    before = torch.get_rng_state()
+    _, cache = precompute_activations(extractor, paths, eval_transform(32), tmp_path / "cache", "resnet18", batch_size=2)
+    assert cache.computed == 5 and torch.equal(torch.get_rng_state(), before)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,9 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from harness.errors import HarnessError
+from harness.progress import echo, progress_bar
 from harness.workspace import torch_save, write_json
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -63,14 +62,14 @@ def scan_images(paths: Sequence, on_error: str = "error", desc: str = "checking 
     if on_error not in ("error", "skip"):
         raise HarnessError(f"data.corrupt_images = {on_error!r}: use \"error\" or \"skip\"")
     with ThreadPoolExecutor(max_workers=4) as pool:  # Pillow releases the GIL while decoding
-        errors = list(tqdm(pool.map(_check_one, paths), total=len(paths), desc=desc, leave=False,
-                           file=sys.stderr, mininterval=0.5, disable=len(paths) < 500))
+        # A bar only for many images (and only on a terminal): a small check is over in a blink.
+        errors = list(progress_bar(pool.map(_check_one, paths), total=len(paths), desc=desc, unit="image",
+                                   disable=True if len(paths) < 500 else None))
     bad = [e for e in errors if e is not None]
     if bad and on_error == "error":
         raise HarnessError(bad[0] if len(bad) == 1 else f"{bad[0]} ({len(bad)} unreadable images in all)")
     if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0].split(': cannot')[0]}",
-              file=sys.stderr)
+        echo(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0].split(': cannot')[0]}", err=True)
     return [e is None for e in errors]
 
 
@@ -110,12 +109,33 @@ class ImageDataset(Dataset):
         return self.transform(image), self.labels[i]
 
 
+class ImageLoader(DataLoader):
+    """A DataLoader that owns the generator of its shuffle order (and of its worker seeds), advanced
+    each epoch; the Learner saves and restores it with every checkpoint, so a resumed run continues
+    the sequence of orders instead of replaying the first one."""
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state()} if self.generator is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.generator is not None and state.get("generator") is not None:
+            self.generator.set_state(state["generator"])
+
+
 def image_loader(paths, labels, transform, batch_size=64, shuffle=False, num_workers=0, seed=0,
-                 draft_size=None) -> DataLoader:
+                 draft_size=None, drop_last_single: bool | None = None) -> ImageLoader:
+    """Batches of (images, labels). ``shuffle=True`` makes a training loader: shuffled from its own
+    generator (seeded with ``seed``), and, as TensorLoader's training loaders, it drops a last batch
+    of one image (``drop_last_single``, by default when ``shuffle``): BatchNorm cannot train on it."""
     dataset = ImageDataset(paths, labels, transform, draft_size)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
-                      persistent_workers=False, pin_memory=torch.cuda.is_available())
+    drop_single = shuffle if drop_last_single is None else drop_last_single
+    n = len(dataset)
+    # Loaders that do not shuffle (validation, test, TTA) draw worker seeds from the global generator,
+    # so that each augmented TTA pass differs.
+    generator = torch.Generator().manual_seed(seed) if shuffle else None
+    return ImageLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                       generator=generator, drop_last=drop_single and batch_size > 1 and n > 1 and n % batch_size == 1,
+                       persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
 @torch.no_grad()
@@ -123,10 +143,14 @@ def predict_tta(learn, make_loader: Callable[[bool], DataLoader], n_aug: int = 4
     """Class probabilities averaged over the plain images and ``n_aug`` augmented passes.
 
     ``make_loader(augment)`` gives the loader for one pass; the model returns log-probabilities.
-    The augmentations are drawn from ``seed``, so predicting twice gives the same answer.
+    The augmentations are drawn from ``seed``, so predicting twice gives the same answer, and the
+    caller's random state is left as it was.
     """
+    # Augmentations run on the CPU (Pillow transforms; worker seeds come from the CPU generator), so
+    # only the CPU generator is seeded and restored: CUDA's is never touched (torch.manual_seed would
+    # reseed it and fork_rng(devices=[]) would not put it back).
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         probs = learn.predict(make_loader(False)).exp()
         for _ in range(n_aug):
             probs += learn.predict(make_loader(True)).exp()
@@ -209,12 +233,15 @@ def compute_activations(extractor: nn.Module, paths: Sequence, transform, device
     loader = image_loader(paths, None, transform, batch_size=batch_size, num_workers=num_workers,
                           draft_size=draft_size)
     outs = []
-    try:
-        for xb, _ in tqdm(loader, desc=desc, leave=False, file=sys.stderr, mininterval=0.5):
-            xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-            outs.append(extractor(xb).float().cpu())
-    finally:
-        extractor.to(memory_format=torch.contiguous_format)
+    # The loader draws its worker seed from the global generator: put it back, so that a run gives the
+    # same result whether its activations were computed now or found in the cache.
+    with torch.random.fork_rng(devices=[]):
+        try:
+            for xb, _ in progress_bar(loader, desc=desc, unit="batch"):
+                xb = xb.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+                outs.append(extractor(xb).float().cpu())
+        finally:
+            extractor.to(memory_format=torch.contiguous_format)
     return torch.cat(outs)
 
 

@@ -10,17 +10,21 @@ The network is ``body -> pool -> head``:
   ``BatchNorm1d -> Dropout(p) -> Linear -> LogSoftmax``. ``p == 0`` leaves the dropout layer out.
 
 ``body`` and ``pool`` together give the activations that are precomputed once and cached; the head
-alone then trains on them.
+alone then trains on them (``VisionModel.cached_features``).
 """
 from __future__ import annotations
 
+import contextlib
+import hashlib
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 from torch import nn
 
+from harness.data.files import check_file
 from harness.errors import HarnessError
+from harness.progress import stderr_is_terminal
 
 # name -> (torchvision constructor name, weights enum name); the layer groups are cut the same way.
 BACKBONES = {
@@ -48,6 +52,54 @@ def _check_arch(arch: str) -> None:
         raise HarnessError(f"model.arch = {arch!r}: choose one of {', '.join(BACKBONES)}")
 
 
+def hash_prefix(path: Path) -> str | None:
+    """The hex digits between ``-`` and the extension of a torchvision weights file name
+    (``resnet34-b627a593.pth``): the start of the file's SHA-256, which torch.hub checks on download."""
+    match = torch.hub.HASH_REGEX.search(Path(path).name)
+    return match.group(1) if match and match.group(1) else None
+
+
+def load_weights(path: Path) -> dict:
+    """A state dict from a weights file, whether downloaded or placed by hand: its SHA-256 must start
+    with the hash prefix in its name, and it is unpickled with ``weights_only=True`` (tensors only),
+    so a file from elsewhere can neither run code nor pass for the real weights."""
+    try:
+        path = check_file(path, what="weights file")
+    except HarnessError as exc:  # a folder or an empty file where the weights should be
+        raise HarnessError(f"{exc}; delete it and download it again") from None
+    expected = hash_prefix(path)
+    if expected is not None:
+        sha256 = hashlib.sha256()
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                sha256.update(block)
+        if not sha256.hexdigest().startswith(expected):
+            raise HarnessError(f"{path} does not match the hash in its name (SHA-256 should start with {expected}, "
+                               f"it starts with {sha256.hexdigest()[:len(expected)]}); delete it and download it again")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # not a torch file, or one holding more than tensors
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(f"{path} cannot be read as a weights file ({reason}); delete it and download it again") from None
+    if not isinstance(state, dict):
+        raise HarnessError(f"{path} holds a {type(state).__name__}, not a state dict; delete it and download it again")
+    return state
+
+
+def download_weights(arch: str, url: str, path: Path) -> None:
+    """Download ``url`` to ``path`` (torch.hub checks the hash before it renames the file into place)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.hub.download_url_to_file(url, str(path), hash_prefix(path), progress=stderr_is_terminal())
+    except Exception as exc:  # no network, a proxy, a truncated download...
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise HarnessError(
+            f"ImageNet weights for {arch} are not at {path} and could not be downloaded ({reason}); "
+            f"download {url} and place it at {path} (the torch hub cache, $TORCH_HOME), "
+            f"or train from scratch with --no-pretrained"
+        ) from None
+
+
 def create_body(arch: str = "resnet34", pretrained: bool = True) -> tuple[nn.Sequential, int]:
     """The backbone without its pooling and classifier, and the number of channels it outputs."""
     import torchvision.models as tvm
@@ -56,16 +108,13 @@ def create_body(arch: str = "resnet34", pretrained: bool = True) -> tuple[nn.Seq
     net = getattr(tvm, BACKBONES[arch][0])(weights=None)
     if pretrained:
         url, path = weights_file(arch)
+        if not path.exists():
+            download_weights(arch, url, path)
         try:
-            state = torch.hub.load_state_dict_from_url(url, progress=True, check_hash=True)
-        except Exception as exc:  # no network, a proxy, a truncated download...
-            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-            raise HarnessError(
-                f"ImageNet weights for {arch} are not at {path} and could not be downloaded ({reason}); "
-                f"download {url} and place it at {path} (the torch hub cache, $TORCH_HOME), "
-                f"or train from scratch with --no-pretrained"
-            ) from None
-        net.load_state_dict(state)
+            net.load_state_dict(load_weights(path))
+        except RuntimeError as exc:  # another network's weights (keys or shapes differ)
+            raise HarnessError(f"{path} does not hold {arch} weights ({str(exc).splitlines()[0]}); "
+                               "delete it and download it again") from None
     channels = net.fc.in_features
     return nn.Sequential(*list(net.children())[:-2]), channels
 
@@ -121,13 +170,25 @@ class VisionModel(nn.Module):
         self.body, channels = create_body(arch, pretrained)
         self.pool = ConcatPool()
         self.head = create_head(2 * channels, n_classes, ps, xtra_fc)
+        self.takes_features = False  # True inside cached_features(): inputs are pooled activations
 
     def features(self, x):
         """What the head sees: the pooled body activations (the cached ones)."""
         return self.pool(self.body(x))
 
     def forward(self, x):
-        return self.head(self.features(x))
+        return self.head(x if self.takes_features else self.features(x))
+
+    @contextlib.contextmanager
+    def cached_features(self):
+        """Within this block the model's inputs are cached activations (what ``features`` returns) and
+        only the head runs. The trained module is still the whole model, so a checkpoint written
+        meanwhile holds body and head, and resumes or loads into a full model like any other."""
+        self.takes_features = True
+        try:
+            yield self
+        finally:
+            self.takes_features = False
 
     def body_frozen(self) -> bool:
         return not any(p.requires_grad for p in self.body.parameters())
