@@ -12,7 +12,7 @@ import click
 from harness import __version__
 from harness.cli_options import config_option, data_dir_option, device_option, pretrained_options, set_option
 from harness.errors import HarnessError
-from harness.workspace import WORKSPACE_ENV
+from harness.workspace import WORKSPACE_ENV, data_dir_for
 
 
 class HarnessGroup(click.Group):
@@ -186,10 +186,10 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     else:
         overrides = pretrained_overrides(comp, overrides, pretrained, no_pretrained)
         config = _config(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
+    path = data_dir_for(workspace, comp, data_dir)
     # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
     from harness import runner
 
-    path = runner.data_dir_for(workspace, comp, data_dir)
     run = runner.train(comp, config, path, workspace, device=device, resume=run)
     summary = run.summary()
     click.echo(f"run {run.id}: {_score_text(summary)} ({summary['train_seconds']:.1f} s on {summary['device']})")
@@ -226,7 +226,7 @@ def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrai
     from harness.train import seed_everything
 
     seed_everything(int(config.get("seed", 0)))
-    raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
+    raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
     learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
     plot = workspace / "lr_find" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.png"
     model_name = config.get("model", {}).get("arch") or config.get("model", {}).get("kind") or ""
@@ -251,7 +251,7 @@ def predict(ctx, name, run_id, data_dir, device):
     comp = _competition(name)
     workspace = _workspace(ctx)
     run = Run.find(workspace, name, run_id)
-    path = runner.predict(comp, run, runner.data_dir_for(workspace, comp, data_dir), device=device)
+    path = runner.predict(comp, run, data_dir_for(workspace, comp, data_dir), device=device)
     click.echo(f"submission: {path}")
 
 
@@ -338,7 +338,7 @@ def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, 
         config = _config(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
         from harness import runner
 
-        raw = comp.load(runner.data_dir_for(workspace, comp, data_dir), config)
+        raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
         state = comp.prepare(raw, config).state
     from harness.model_summary import summarize
 

@@ -20,18 +20,6 @@ from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Reco
 from harness.workspace import write_csv
 
 
-def data_dir_for(workspace: Path, competition: Competition, data_dir: str | Path | None) -> Path:
-    """An explicit --data-dir, else the workspace copy made by `harness data`."""
-    path = Path(data_dir) if data_dir else Path(workspace) / "data" / competition.name
-    if path.exists() and not path.is_dir():
-        raise HarnessError(f"--data-dir {path} is a file; give the folder that holds {competition.name}'s files")
-    if not path.exists():
-        raise HarnessError(f"no data for {competition.name} at {path}; run `harness data {competition.name} --sample` "
-                           f"(demo data) or `harness data {competition.name} --from DIR`, or pass --data-dir")
-    competition.check_raw(path)
-    return path
-
-
 def make_learner(competition: Competition, prepared, config: dict, device=None, callbacks=(), echo=True,
                  progress=None) -> Learner:
     t = config["train"]

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from harness.errors import HarnessError
 
 DEFAULT_WORKSPACE = "harness-work"
 WORKSPACE_ENV = "HARNESS_WORKSPACE"
@@ -19,9 +20,19 @@ def workspace_dir(override: str | os.PathLike | None = None) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        from harness.errors import HarnessError
-
         raise HarnessError(f"workspace {path} is a file; give a folder with --workspace or $HARNESS_WORKSPACE") from None
+    return path
+
+
+def data_dir_for(workspace: Path, competition, data_dir: str | Path | None) -> Path:
+    """An explicit --data-dir, else the workspace copy made by `harness data`."""
+    path = Path(data_dir) if data_dir else Path(workspace) / "data" / competition.name
+    if path.exists() and not path.is_dir():
+        raise HarnessError(f"--data-dir {path} is a file; give the folder that holds {competition.name}'s files")
+    if not path.exists():
+        raise HarnessError(f"no data for {competition.name} at {path}; run `harness data {competition.name} --sample` "
+                           f"(demo data) or `harness data {competition.name} --from DIR`, or pass --data-dir")
+    competition.check_raw(path)
     return path
 
 

@@ -14,25 +14,31 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.data.files import check_file, check_no_duplicates, read_table
-from harness.data.loaders import TensorLoader, check_batch_size
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import Metric, accuracy, accuracy_fn, log_loss_fn
 from harness.progress import echo
 from harness.submission import validate_submission
-from harness.train.schedules import DEFAULT_MOMS
 from harness.workspace import cache_dir
 
-# The model returns log-probabilities; Kaggle's log loss is on probabilities (clipped).
-log_loss = Metric("log_loss", lambda log_probs, targets: log_loss_fn(np.exp(np.asarray(log_probs, np.float64)), targets))
+# torch is imported where a model or loader is made, so that config and file errors come first.
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+def log_loss_of_log_probs(log_probs, targets) -> float:
+    """The model returns log-probabilities; Kaggle's log loss is on probabilities (clipped)."""
+    from harness.metrics import log_loss_fn
+
+    return log_loss_fn(np.exp(np.asarray(log_probs, np.float64)), targets)
 
 
 @dataclass
@@ -187,15 +193,24 @@ class DogBreeds(Competition):
         return model.layer_groups()
 
     def loss_fn(self, config):
+        from torch import nn
+
         return nn.NLLLoss()
 
     def metrics(self, config):
-        return [log_loss, accuracy]
+        from harness.metrics import Metric, accuracy
+
+        return [Metric("log_loss", log_loss_of_log_probs), accuracy]
 
     # ------------------------------------------------------------------ the recipe
     def train(self, learn, config) -> None:
+        import torch
+
         from harness.data.images import eval_transform, precompute_activations
+        from harness.data.loaders import TensorLoader
+        from harness.metrics import accuracy_fn, log_loss_fn
         from harness.models.vision import FeatureExtractor
+        from harness.train.schedules import DEFAULT_MOMS
 
         d, t = config["data"], config["train"]
         prepared, model = learn.prepared, learn.model
@@ -306,6 +321,8 @@ def check_head_batch_size(batch_size: int, n_train: int) -> None:
     if batch_size < 2:
         raise HarnessError(f"train.batch_size = {batch_size}: the head's BatchNorm layers need at least 2 images "
                            "per batch; set train.batch_size to 2 or more")
+    from harness.data.loaders import check_batch_size
+
     check_batch_size(n_train, batch_size)
 
 

@@ -11,26 +11,31 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config_schema import COUNT, Choice, Text
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import accuracy, roc_auc
 from harness.submission import validate_submission
 from plugins import _imdb_data
+
+# torch is imported where a model is made or run, so that config and file errors come first.
+if TYPE_CHECKING:
+    from torch import nn
 
 KINDS = ("awd-lstm", "nbsvm")
 
 
 def _probability(logits) -> np.ndarray:
-    return torch.sigmoid(torch.as_tensor(logits, dtype=torch.float32)).numpy()
+    from scipy.special import expit  # the logistic function, overflow-safe
+
+    return expit(np.asarray(logits, dtype=np.float32))
 
 
 class Imdb(Competition):
@@ -138,9 +143,13 @@ class Imdb(Competition):
         return model.layer_groups() if hasattr(model, "layer_groups") else [list(model.parameters())]
 
     def loss_fn(self, config):
+        from torch import nn
+
         return nn.BCEWithLogitsLoss()
 
     def metrics(self, config):
+        from harness.metrics import accuracy, roc_auc
+
         return [accuracy, roc_auc]
 
     # ------------------------------------------------------------------ training
@@ -171,6 +180,8 @@ class Imdb(Competition):
         order = prepared.valid_dl.order
         nb_logits = self._nbsvm_logits(learn, learn.model.nbsvm, prepared.extra["x_valid"][order])
         blended = _blend(learn.valid_preds.numpy(), nb_logits)
+        import torch
+
         learn.valid_preds = torch.from_numpy(blended)
         learn.metrics = {m.name: m(learn.valid_preds, learn.valid_targets) for m in learn.metric_list}
         click.echo(f"blended with NB-SVM: {learn.metrics}", err=True)
@@ -178,6 +189,8 @@ class Imdb(Competition):
     @staticmethod
     def _nbsvm_logits(learn, module, x) -> np.ndarray:
         """NB-SVM logits for feature rows ``x``, on the learner's device (the module may be a submodule)."""
+        import torch
+
         from harness.models.nbsvm import BagLoader
 
         with torch.no_grad():

@@ -11,21 +11,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.data.files import check_no_duplicates, check_values, read_table
-from harness.data.loaders import TensorLoader
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import rmse
-from harness.models.collab import CollabNN, DotProductBias
-from harness.train.callbacks import Penalty
+
+# torch is imported where a model or loader is made, so that config and file errors come first.
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness.data.loaders import TensorLoader
 
 PREDEFINED_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
 ML100K_COLUMNS = ["user", "item", "rating", "timestamp"]
@@ -180,6 +182,10 @@ class MovieLens(Competition):
         )
 
     def _loader(self, frame, state, batch_size, shuffle=False, seed=0) -> TensorLoader:
+        import torch
+
+        from harness.data.loaders import TensorLoader
+
         users = torch.as_tensor(_codes(frame["user"], state["users"]), dtype=torch.long)
         items = torch.as_tensor(_codes(frame["item"], state["items"]), dtype=torch.long)
         target = torch.tensor(frame["rating"].to_numpy(dtype=np.float32)) if "rating" in frame else None
@@ -187,6 +193,8 @@ class MovieLens(Competition):
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:
+        from harness.models.collab import CollabNN, DotProductBias
+
         m = config["model"]
         n_users, n_items = len(state["users"]) + 1, len(state["items"]) + 1
         if m["kind"] == "dot":
@@ -197,13 +205,19 @@ class MovieLens(Competition):
         raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\" or \"nn\"")
 
     def loss_fn(self, config):
+        from torch import nn
+
         return nn.MSELoss()
 
     def metrics(self, config):
+        from harness.metrics import rmse
+
         return [rmse]
 
     def callbacks(self, config):
         l2 = config["model"]["l2"]
+        from harness.train.callbacks import Penalty
+
         return [Penalty(l2)] if l2 else []
 
     # ------------------------------------------------------------------ submission

@@ -10,23 +10,26 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import click
 import numpy as np
 import pandas as pd
-import torch
-from torch import nn
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config import config_hash
-from harness.data.loaders import TensorLoader
 from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
-from harness.metrics import exp_rmspe
-from harness.models.tabular import TabularModel
 from harness.submission import validate_submission
 from plugins import _rossmann_features as features
+
+# torch is imported where a model or loader is made, so that config and file errors come first.
+if TYPE_CHECKING:
+    from torch import nn
+
+    from harness.data.loaders import TensorLoader
 
 # Columns that exist only when store_states.csv and weather/ (or googletrend.csv) are present.
 OPTIONAL_COLUMNS = {"State", *features.WEATHER_COLUMNS}
@@ -111,6 +114,9 @@ class Rossmann(Competition):
         target = np.log(np.where(train | valid, sales, 1.0)).astype(np.float32)
         t = config["train"]
         seed = int(config.get("seed", 0))
+        import torch
+
+        from harness.data.loaders import TensorLoader
 
         def loader(rows, batch_size, shuffle=False):
             inputs = (torch.from_numpy(arrays.cats[rows]), torch.from_numpy(arrays.conts[rows]))
@@ -122,6 +128,10 @@ class Rossmann(Competition):
 
     def loader(self, frame, state, batch_size) -> TensorLoader:
         """Inputs (and log sales, where known) of ``frame``'s rows, in order, for prediction."""
+        import torch
+
+        from harness.data.loaders import TensorLoader
+
         arrays = transform_tabular(frame, state)
         target = None
         if "Sales" in frame and frame["Sales"].notna().all():
@@ -131,6 +141,8 @@ class Rossmann(Competition):
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:
+        from harness.models.tabular import TabularModel
+
         m = config["model"]
         widths = {c: w for c, w in m.get("emb_widths", {}).items() if w and c in state["cat_cols"]}
         sizes = embedding_sizes(state, m["emb_rule"], widths, m["emb_multiplier"])
@@ -147,9 +159,13 @@ class Rossmann(Competition):
         return model.layer_groups()
 
     def loss_fn(self, config):
+        from torch import nn
+
         return nn.MSELoss()
 
     def metrics(self, config):
+        from harness.metrics import exp_rmspe
+
         return [exp_rmspe]
 
     # ------------------------------------------------------------------ submission

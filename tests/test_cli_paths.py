@@ -36,3 +36,23 @@ def test_workspace_that_is_a_file_is_named(a_file):
     result = CliRunner().invoke(cli, ["--workspace", str(a_file), "runs"])
     assert result.exit_code == 2
     assert result.output.strip() == f"error: workspace {a_file} is a file; give a folder with --workspace or $HARNESS_WORKSPACE"
+
+
+@pytest.mark.parametrize("args", [
+    ["train", "movielens", "--set", "train.epochs=0"],   # a config error
+    ["train", "rossmann", "--set", "train.nope=1"],      # an unknown key
+    ["train", "imdb", "--data-dir", "{missing}"],        # no data
+    ["list"],
+])
+def test_errors_and_listing_come_before_torch_is_imported(tmp_path, args):
+    """torch takes seconds to import on a busy machine: a bad config or a missing folder is said first."""
+    import subprocess
+    import sys
+
+    argv = [a.format(missing=tmp_path / "missing") for a in args]
+    code = ("import sys\nfrom harness.cli import cli\n"
+            f"try:\n    cli({['--workspace', str(tmp_path / 'ws'), *argv]!r})\n"
+            "except SystemExit as exc:\n    code = exc.code\n"
+            "print('torch imported' if 'torch' in sys.modules else 'torch not imported', code)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip().splitlines()[-1] == f"torch not imported {0 if args == ['list'] else 2}", out.stderr

@@ -25,6 +25,7 @@ from harness.leaderboard import Leaderboard, now
 from harness.progress import progress_bar
 from harness.runs import Run
 from harness.submission import check_answers, validate_submission
+from harness.workspace import data_dir_for
 
 SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
 
@@ -166,11 +167,10 @@ def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, 
 
 def submit(competition, workspace: Path, run_id: str = "latest", message: str | None = None, dry_run: bool = False,
            data_dir=None, wait: float = 600.0, poll: float = 5.0, client=None) -> SubmitResult:
-    from harness import runner
     from harness.fingerprint import data_fingerprint, workspace_cache
 
     run = Run.find(workspace, competition.name, run_id)
-    data_dir = runner.data_dir_for(workspace, competition, data_dir)
+    data_dir = data_dir_for(workspace, competition, data_dir)
     path = submission_file(competition, run, data_dir)
     submission, config, answers = validate(competition, run, data_dir, path)
     click.echo(f"{path}: valid ({len(submission)} rows, columns {', '.join(map(str, submission.columns[:6]))}"

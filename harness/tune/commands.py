@@ -57,7 +57,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
         raise HarnessError(f"--heartbeat {heartbeat}: give a number of seconds of at least 1")
     if export_path and Path(export_path).is_dir():
         raise HarnessError(f"--export {export_path} is a folder; give a file name such as best.toml")
-    from harness import runner
+    from harness.workspace import data_dir_for
     from harness.cli import _competition, _config, _workspace
     from harness.tune import export, report, study as studies
 
@@ -77,7 +77,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
             click.echo(f"trial {trial.number} (validation {trial.value:.6f}) written to {path}; "
                        f"reproduce it with `harness train {name} --config {path}`")
         return
-    path = runner.data_dir_for(workspace, comp, data_dir)
+    path = data_dir_for(workspace, comp, data_dir)
     click.echo(f"study {study_name!r} in {studies.shown_url(url)}")
     study, _ = studies.tune(comp, config, path, workspace, n_trials=n_trials, timeout=timeout, storage_url=url,
                             study_name=study_name, sampler=sampler, pruner=pruner, seed=seed, device=device,
