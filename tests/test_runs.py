@@ -156,3 +156,25 @@ def test_summary_json_is_written_before_the_rename(cli_run, workspace, data):
     (run,) = runs_of(workspace)
     summary = json.loads(run.path("summary.json").read_text())
     assert summary["run"] == run.id and summary["submission"].startswith(str(run.dir))
+
+
+def test_checkpoint_of_another_model_is_one_line_on_resume(cli_run, workspace, data, monkeypatch):
+    import torch
+
+    fail_once_in_predict(monkeypatch)
+    with pytest.raises(RuntimeError):
+        cli_run("train", "movielens", "--epochs", "1", expect=None)
+    (run,) = runs_of(workspace)
+    state = torch.load(run.checkpoint, weights_only=True)
+    state["model"] = {"something.else": torch.zeros(3)}  # e.g. a head-only checkpoint of an older version
+    torch.save(state, run.checkpoint)
+    out = cli_run("train", "movielens", "--resume", expect=2).output
+    assert "the checkpoint does not fit this model" in out and "Traceback" not in out
+
+
+def test_interrupted_run_is_listed_as_interrupted(cli_run, workspace, data, monkeypatch):
+    fail_once_in_predict(monkeypatch, KeyboardInterrupt())
+    cli_run("train", "movielens", "--epochs", "1", expect=1)  # click's "Aborted!"
+    (run,) = runs_of(workspace)
+    assert run.status() == "interrupted"
+    assert "interrupted" in cli_run("runs", "movielens").output

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from harness.device import pick_device
+from harness.errors import HarnessError
 from harness.metrics import Metric
 from harness.train.callbacks import EVENTS, CancelFit, Callback, Recorder
 from harness.train.schedules import DEFAULT_MOMS, SCHEDULES, make_scheduler, sgdr_epochs
@@ -348,8 +349,12 @@ class Learner:
         self.resume_state = torch.load(Path(path), map_location="cpu", weights_only=True)
 
     def _load_training_state(self, state: dict) -> int:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
+        try:
+            self.model.load_state_dict(state["model"])
+            self.opt.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # another model's checkpoint, or an older layout
+            raise HarnessError(f"the checkpoint does not fit this model ({str(exc).splitlines()[0][:160]}); "
+                               "start a new run instead of resuming this one") from None
         if self.scheduler is not None and state["scheduler"] is not None:
             self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
