@@ -1,10 +1,9 @@
 """The type and allowed values of every config key, declared once and checked when a config is read.
 
 ``SCHEMA`` holds the keys whose meaning is the same in every competition (learning rates, epochs,
-dropouts ...); ``COMPETITION_SCHEMAS`` the keys whose allowed values belong to one competition (a
-model kind, a split name), chosen by the config's ``name``. A plugin can add or tighten rules with a
-``config_schema`` dict on its Competition (passed in as ``extra``). Keys no rule names are allowed:
-plugins have their own.
+dropouts ...). The keys whose allowed values belong to one competition (a model kind, a split name)
+are declared by its plugin, as ``Competition.config_schema`` (passed in here as ``extra``), with the
+rule types below. Keys no rule names are allowed: plugins have their own.
 
 A key is a dotted path; a ``*`` segment matches any one segment (``model.emb_widths.*``). Exact keys
 win over patterns. This module imports neither torch, numpy nor pandas: a bad config is reported in
@@ -204,61 +203,12 @@ SCHEMA: dict[str, Rule] = {
     "model.y_range": ListOf(Num(), lengths=(0, 2), increasing=True),
 }
 
-COMPETITION_SCHEMAS: dict[str, dict[str, Rule]] = {
-    "movielens": {
-        "data.split": Choice("random", "u1", "u2", "u3", "u4", "u5", "ua", "ub"),
-        "data.unknown_ids": Choice("warn", "error"),
-        "model.kind": Choice("dot", "nn"),
-        "model.y_range": ListOf(Num(), lengths=(2,), increasing=True),
-    },
-    "rossmann": {
-        "data.valid_days": OPTIONAL_COUNT,  # 0: no validation
-        "data.events": ListOf(Choice("Promo", "StateHoliday", "SchoolHoliday", "Closed")),
-        "data.event_window": COUNT,
-        "data.event_max_days": COUNT,
-    },
-    "dog-breeds": {
-        "data.corrupt_images": Choice("error", "skip"),
-        "model.arch": Choice("resnet18", "resnet34", "resnet50", "resnext50_32x4d"),
-        "model.pretrained": Flag(),
-    },
-    "imdb": {
-        "data.lm_unsup": Flag(),
-        "data.lm_test": Flag(),
-        "text.max_vocab": COUNT,
-        "text.min_freq": COUNT,
-        "text.max_len": OPTIONAL_COUNT,  # 0: the whole review
-        "text.cache_dir": Text(),
-        "model.kind": Choice("awd-lstm", "nbsvm"),
-        "model.size": Choice("cpu", "lesson", "ulmfit", "ulmfit-v1"),
-        "model.emb_sz": OPTIONAL_COUNT,  # 0: from model.size
-        "model.n_hid": OPTIONAL_COUNT,
-        "model.n_layers": OPTIONAL_COUNT,
-        "model.drop_mult": Num(0, 2, hi_open=True),  # scales dropouts up to 0.5, which must stay below 1
-        "model.head_hidden": COUNT,
-        "model.grad_len": COUNT,  # the classifier's gradients flow through a review's last grad_len tokens
-        "model.blend_nbsvm": Flag(),
-        "nbsvm.n_features": COUNT,
-        "nbsvm.ngram_max": COUNT,
-        "nbsvm.C": POSITIVE,
-        "lm.pretrained": Text(),
-        "lm.pretrained_itos": Text(),
-        "lm.epochs": OPTIONAL_COUNT,  # 0 skips language-model training
-        "lm.bptt": COUNT,
-        "lm.max_tokens": OPTIONAL_COUNT,
-        "lm.adaptive_cutoffs": ListOf(COUNT, increasing=True),
-        "lm.alpha": NON_NEGATIVE,
-        "lm.beta": NON_NEGATIVE,
-    },
-}
-
 SEARCH_TYPES = ("float", "int", "categorical")
 
 
 def rules_for(config: dict, extra: dict | None = None) -> dict[str, Rule]:
-    """The rules that apply to ``config``: the shared ones, its competition's, then ``extra``."""
-    name = config.get("name") if isinstance(config, dict) else None
-    return {**SCHEMA, **COMPETITION_SCHEMAS.get(name, {}), **(extra or {})}
+    """The rules that apply to ``config``: the shared ones, then its competition's (``extra``)."""
+    return {**SCHEMA, **(extra or {})}
 
 
 def rule_for(rules: dict[str, Rule], path: tuple[str, ...]) -> Rule | None:

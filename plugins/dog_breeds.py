@@ -21,6 +21,7 @@ import pandas as pd
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
+from harness.config_schema import Choice, Flag, Num
 from harness.data.files import check_file, check_no_duplicates, read_table
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -84,6 +85,13 @@ class DogBreeds(Competition):
     kaggle_slug = "dog-breed-identification"
     description = "Dog breeds from photos: pretrained CNN, dropout head, precomputed activations (log loss)"
     config_path = config_path("dog-breeds")
+    config_schema = {
+        "data.corrupt_images": Choice("error", "skip"),
+        # harness.models.vision.BACKBONES (not imported: torchvision is slow to load); a test keeps them equal
+        "model.arch": Choice("resnet18", "resnet34", "resnet50", "resnext50_32x4d"),
+        "model.pretrained": Flag(),
+        "train.batch_size": Num(2, whole=True),  # the head's BatchNorm needs two images a batch
+    }
     submission_range = (0.0, 1.0)
     submission_probabilities = True  # one probability per breed, each row summing to 1
 
@@ -165,7 +173,9 @@ class DogBreeds(Competition):
         if alone and d["valid_pct"] > 0:
             echo(f"note: {len(alone)} breed(s) have a single image ({', '.join(alone[:3])}"
                  f"{', ...' if len(alone) > 3 else ''}): it goes to training, none to validation", err=True)
-        check_head_batch_size(t["batch_size"], len(train_idx))
+        from harness.data.loaders import check_batch_size
+
+        check_batch_size(len(train_idx), t["batch_size"])  # at least 2: config_schema
         paths = np.array(raw.train_paths, dtype=object)
         counts = np.bincount(y[train_idx], minlength=len(raw.classes))
         state = {"classes": raw.classes, "class_freq": (counts / counts.sum()).tolist(),
@@ -314,16 +324,6 @@ class DogBreeds(Competition):
         from plugins._dog_breeds_sample import write_sample
 
         write_sample(Path(data_dir), seed, n_breeds, n_per_breed, n_test, size)
-
-
-def check_head_batch_size(batch_size: int, n_train: int) -> None:
-    """The head's BatchNorm needs two or more images per training batch, and a batch needs the images."""
-    if batch_size < 2:
-        raise HarnessError(f"train.batch_size = {batch_size}: the head's BatchNorm layers need at least 2 images "
-                           "per batch; set train.batch_size to 2 or more")
-    from harness.data.loaders import check_batch_size
-
-    check_batch_size(n_train, batch_size)
 
 
 def check_folder(path: Path) -> None:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
-from harness.config_schema import COUNT, Choice, Text
+from harness.config_schema import COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, Choice, Flag, ListOf, Num, Text
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.submission import validate_submission
@@ -47,9 +47,33 @@ class Imdb(Competition):
     config_path = config_path("imdb")
     # Keys the shared schema (harness.config_schema) leaves to this plugin.
     config_schema = {
+        "data.lm_unsup": Flag(),
+        "data.lm_test": Flag(),
+        "text.max_vocab": COUNT,
+        "text.min_freq": COUNT,
+        "text.max_len": OPTIONAL_COUNT,  # 0: the whole review
+        "text.cache_dir": Text(),
+        "model.kind": Choice(*KINDS),
+        # harness.models.awd_lstm.SIZES (not imported: it imports torch); a test keeps them equal
         "model.size": Choice("cpu", "lesson", "ulmfit", "ulmfit-v1"),
+        "model.emb_sz": OPTIONAL_COUNT,  # 0: from model.size
+        "model.n_hid": OPTIONAL_COUNT,
+        "model.n_layers": OPTIONAL_COUNT,
+        "model.drop_mult": Num(0, 2, hi_open=True),  # scales dropouts up to 0.5, which must stay below 1
+        "model.head_hidden": COUNT,
         "model.grad_len": COUNT,  # gradients through a review's last grad_len tokens (fastai's max_len)
+        "model.blend_nbsvm": Flag(),
+        "nbsvm.n_features": COUNT,
+        "nbsvm.ngram_max": COUNT,
+        "nbsvm.C": POSITIVE,
+        "lm.pretrained": Text(),
         "lm.pretrained_itos": Text(),  # "" = itos_wt103.pkl beside fast.ai's weights
+        "lm.epochs": OPTIONAL_COUNT,  # 0 skips language-model training
+        "lm.bptt": COUNT,
+        "lm.max_tokens": OPTIONAL_COUNT,
+        "lm.adaptive_cutoffs": ListOf(COUNT, increasing=True),
+        "lm.alpha": NON_NEGATIVE,
+        "lm.beta": NON_NEGATIVE,
     }
 
     # ------------------------------------------------------------------ data

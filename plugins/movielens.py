@@ -19,6 +19,7 @@ import pandas as pd
 
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
+from harness.config_schema import Choice, ListOf, Num
 from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -102,6 +103,12 @@ class MovieLens(Competition):
     kaggle_slug = None  # scored locally against solution.csv
     description = "MovieLens ratings: embedding dot product / neural collaborative filtering (RMSE)"
     config_path = config_path("movielens")
+    config_schema = {
+        "data.split": Choice("random", *PREDEFINED_SPLITS),
+        "data.unknown_ids": Choice("warn", "error"),
+        "model.kind": Choice("dot", "nn"),
+        "model.y_range": ListOf(Num(), lengths=(2,), increasing=True),
+    }
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):

@@ -19,6 +19,7 @@ import pandas as pd
 from competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config import config_hash
+from harness.config_schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
 from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
@@ -41,6 +42,12 @@ class Rossmann(Competition):
     kaggle_slug = "rossmann-store-sales"
     description = "Rossmann store sales: entity embeddings on engineered features (RMSPE)"
     config_path = config_path("rossmann")
+    config_schema = {
+        "data.valid_days": OPTIONAL_COUNT,  # 0: no validation
+        "data.events": ListOf(Choice(*features.EVENTS)),
+        "data.event_window": COUNT,
+        "data.event_max_days": COUNT,
+    }
     raw_files = ("store.csv",)
 
     # ------------------------------------------------------------------ data

@@ -267,7 +267,7 @@ def test_batch_size_larger_than_the_training_images_names_the_key(cli_run, works
     assert out.startswith("error: train.batch_size = 97 is larger than the 96 training") and out.count("\n") == 1
     out = cli_run("train", "dog-breeds", *fast_args(**{"train.batch_size": 1}), "--data-dir", sample_dir,
                   expect=2).output
-    assert out.startswith("error: train.batch_size = 1: the head's BatchNorm") and out.count("\n") == 1
+    assert out.startswith("error: config: train.batch_size = 1 must be ≥ 2 (--set)") and out.count("\n") == 1
     assert not (workspace / "runs" / "dog-breeds").exists() or not any((workspace / "runs" / "dog-breeds").iterdir())
 
 

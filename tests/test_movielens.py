@@ -238,13 +238,6 @@ def test_ratings_within_a_widened_y_range_are_accepted(cli_run, workspace, tmp_p
     assert "validation rmse" in result.output
 
 
-def test_split_choices_are_the_predefined_splits():
-    from harness.config_schema import COMPETITION_SCHEMAS
-    from plugins.movielens import PREDEFINED_SPLITS
-
-    assert COMPETITION_SCHEMAS["movielens"]["data.split"].values == ("random", *PREDEFINED_SPLITS)
-
-
 def test_unknown_test_ids_can_be_an_error_before_training(cli_run, workspace, sample_dir):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, "--epochs", "1",
                      "--set", "data.unknown_ids=error", expect=2)

@@ -252,13 +252,6 @@ def test_model_summary_names_embeddings_by_column(data, workspace, cli_run):
     assert "embeds.0 (Store)" in out and "embeds.1 (DayOfWeek)" in out and "(IsPromo2Month)" in out
 
 
-def test_event_choices_are_the_events_features_compute():
-    from harness.config_schema import COMPETITION_SCHEMAS
-    from plugins._rossmann_features import EVENTS
-
-    assert COMPETITION_SCHEMAS["rossmann"]["data.events"].item.values == EVENTS
-
-
 def test_predict_after_test_file_breaks_writes_nothing(data, workspace, cli_run):
     cli_run("train", "rossmann", "--data-dir", data, "--epochs", 1, *SMALL)
     run = next((workspace / "runs" / "rossmann").iterdir())
