@@ -1,6 +1,5 @@
 """The plugin host: a competition registered from a test runs through the CLI; broken plugins only warn."""
 import sys
-import types
 
 import numpy as np
 import pandas as pd
@@ -36,9 +35,7 @@ def test_fake_competition_runs_through_the_cli(fake_plugin, cli_run, workspace):
 def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
     from importlib import metadata
 
-    broken = types.ModuleType("plugins.broken_for_test")
     monkeypatch.setitem(sys.modules, "plugins.broken_for_test", None)  # import raises ImportError
-    monkeypatch.setattr(plugins, "BUILTIN_PLUGINS", (*plugins.BUILTIN_PLUGINS, "plugins.broken_for_test"))
 
     class BadEntryPoint:
         name, value, dist = "bad-ep", "nowhere.plugin:x", None
@@ -47,25 +44,78 @@ def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(metadata, "entry_points", lambda group: [BadEntryPoint()])
-    monkeypatch.setattr(plugins, "_loaded", False)
-    monkeypatch.setattr(plugins, "_infos", {})
-    monkeypatch.setattr(plugins, "pm", _fresh_pm())
-    plugins.load_plugins()
+    host = plugins.PluginHost(builtins=(*plugins.BUILTIN_PLUGINS, "plugins.broken_for_test"))
+    found = host.competitions()
     err = capsys.readouterr().err
     assert "plugins.broken_for_test failed to load" in err
     assert "bad-ep" in err and "boom" in err
-    assert "movielens" in plugins.competitions()  # the others still work
-    del broken
+    assert "movielens" in found  # the others still work
 
 
-def _fresh_pm():
-    import pluggy
+def test_a_competition_name_two_plugins_register_is_one_warning_naming_both(capsys):
+    from toy_competition import LineFit
 
-    from harness import hookspecs
+    from harness.hookspecs import hookimpl
 
-    pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(hookspecs)
-    return pm
+    class Impostor(LineFit):
+        description = "an impostor"
+
+    class ImpostorPlugin:
+        @hookimpl
+        def register_competitions(self, register):
+            register(Impostor())
+
+    host = plugins.PluginHost(builtins=())
+    host.register(FakePlugin(), name="first-plugin")
+    host.register(ImpostorPlugin(), name="second-plugin")
+    found = host.competitions()
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1
+    assert "competition 'line-fit' is registered by both plugin 'first-plugin' and plugin 'second-plugin'" in err
+    assert type(found["line-fit"]) is LineFit  # the first registered keeps the name
+
+
+def test_a_plugin_name_used_twice_is_a_warning(capsys):
+    host = plugins.PluginHost(builtins=())
+    assert host.register(FakePlugin(), name="same", source="dist-a")
+    assert not host.register(FakePlugin(), name="same", source="dist-b")
+    assert "plugin name 'same' of dist-b is taken by dist-a" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value, expected", [("movielens,imdb", {"movielens", "imdb"}), ("", set()),
+                                             (" rossmann ", {"rossmann"})])
+def test_load_plugins_env_chooses_which_plugins_load(monkeypatch, value, expected):
+    monkeypatch.setenv(plugins.LOAD_PLUGINS_ENV, value)
+    assert set(plugins.PluginHost().competitions()) == expected
+
+
+def test_an_installed_distribution_loads_through_its_entry_point(tmp_path, monkeypatch):
+    """The road every third-party plugin takes: a real distribution (built and installed by pip, offline)
+    whose entry point in the ``harness`` group registers a competition."""
+    import importlib
+    import subprocess
+
+    source = tmp_path / "src"
+    (source / "tiny_harness_plugin").mkdir(parents=True)
+    (source / "tiny_harness_plugin" / "__init__.py").write_text(
+        "from harness.hookspecs import hookimpl\n"
+        "from toy_competition import LineFit\n\n"
+        "class Tiny(LineFit):\n    name = 'tiny-line-fit'\n\n"
+        "@hookimpl\ndef register_competitions(register):\n    register(Tiny())\n")
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "tiny-harness-plugin"\nversion = "0.3.1"\n'
+        '[project.entry-points.harness]\ntiny = "tiny_harness_plugin"\n')
+    target = tmp_path / "site"
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-index", "--no-build-isolation",
+                           "--no-deps", "--target", str(target), str(source)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    monkeypatch.syspath_prepend(str(target))
+    importlib.invalidate_caches()
+    host = plugins.PluginHost(builtins=())
+    assert "tiny-line-fit" in host.competitions()
+    info = host.infos["tiny"]
+    assert (info.version, info.source) == ("0.3.1", "tiny-harness-plugin")
 
 
 def test_unknown_competition_is_one_line_exit_2(cli_run):
