@@ -139,7 +139,7 @@ def test_data_from_folder_errors_name_the_users_folder(cli_run, tmp_path):
 
 @pytest.mark.parametrize("path", ['C:\\models\\wt103', 'my "best" lm'])
 def test_pretrained_paths_with_backslashes_and_quotes_survive(cli_run, tmp_path, path):
-    from harness.cli import pretrained_overrides
+    from harness.cli.common import pretrained_overrides
     from harness.config import apply_overrides
     from harness.plugins import get_competition
 

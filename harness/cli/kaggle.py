@@ -1,9 +1,10 @@
-"""The `harness submit` and `harness leaderboard` commands (registered in harness/cli.py)."""
+"""`harness submit` and `harness leaderboard`: send a run's submission, compare validation and public scores."""
 from __future__ import annotations
 
 import click
 
-from harness.cli_options import data_dir_option
+from harness.cli.common import competition_named, workspace_of
+from harness.cli.options import data_dir_option
 
 
 @click.command("submit")
@@ -22,12 +23,11 @@ def submit(ctx, name, run_id, message, dry_run, wait, data_dir):
     """
     from harness.errors import HarnessError
     from harness.kaggle.submit import submit as submit_run
-    from harness.cli import _competition, _workspace
 
     if not wait >= 0:
         raise HarnessError(f"--wait {wait:g}: give the seconds to wait for the score, 0 or more")
 
-    submit_run(_competition(name), _workspace(ctx), run_id, message=message, dry_run=dry_run,
+    submit_run(competition_named(name), workspace_of(ctx), run_id, message=message, dry_run=dry_run,
                data_dir=data_dir, wait=wait)
 
 
@@ -42,12 +42,11 @@ def leaderboard(ctx, name, refresh, kaggle_top):
     validation against public score (does the validation split track the leaderboard?)."""
     from harness.errors import HarnessError
     from harness.leaderboard import Leaderboard, format_table, plot_validation_vs_public, rank_correlation
-    from harness.cli import _competition, _workspace
 
     if kaggle_top < 0:
         raise HarnessError(f"--kaggle {kaggle_top}: give how many of Kaggle's top entries to show, 1 or more")
-    comp = _competition(name)
-    workspace = _workspace(ctx)
+    comp = competition_named(name)
+    workspace = workspace_of(ctx)
     if refresh:
         from harness.kaggle.submit import refresh as refresh_scores
 

@@ -1,11 +1,12 @@
-"""The click commands `harness tune` and `harness blend` (registered in harness/cli.py)."""
+"""`harness tune` and `harness blend`: search a competition's hyperparameters with Optuna, blend the best trials."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import click
 
-from harness.cli_options import config_option, data_dir_option, device_option, set_option
+from harness.cli.common import competition_named, config_for, workspace_of
+from harness.cli.options import config_option, data_dir_option, device_option, set_option
 from harness.errors import HarnessError
 from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget
 
@@ -17,10 +18,9 @@ study_option = click.option("--study", "study_name", help="Study name (default: 
 
 
 def _storage_url(ctx, storage):
-    from harness.cli import _workspace
     from harness.tune.study import default_storage
 
-    return storage or default_storage(_workspace(ctx))
+    return storage or default_storage(workspace_of(ctx))
 
 
 @click.command("tune")
@@ -58,12 +58,11 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     if export_path and Path(export_path).is_dir():
         raise HarnessError(f"--export {export_path} is a folder; give a file name such as best.toml")
     from harness.workspace import data_dir_for
-    from harness.cli import _competition, _config, _workspace
     from harness.tune import export, report, study as studies
 
-    comp = _competition(name)
-    workspace = _workspace(ctx)
-    config = None if (show or export_path) else _config(comp, config_file, overrides)  # checked before any file
+    comp = competition_named(name)
+    workspace = workspace_of(ctx)
+    config = None if (show or export_path) else config_for(comp, config_file, overrides)  # checked before any file
     url = _storage_url(ctx, storage)
     study_name = study_name or name
     if show or export_path:
@@ -99,11 +98,10 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
 @click.pass_context
 def blend(ctx, name, k, storage, study_name):
     """Average the K best trials' predictions into a new run (submission.csv, validation score)."""
-    from harness.cli import _competition, _workspace
     from harness.tune import blend as blending, study as studies
 
-    comp = _competition(name)
-    workspace = _workspace(ctx)
+    comp = competition_named(name)
+    workspace = workspace_of(ctx)
     url = _storage_url(ctx, storage)
     study = studies.load_study(studies.make_storage(url, workspace), study_name or name, comp.name)
     result = blending.blend(comp, study, workspace, k)

@@ -1,0 +1,57 @@
+"""Lookups the `harness` commands share: the workspace, a competition by name, its checked config.
+
+Cheap to import: each helper imports what it needs when called, so `harness --version` and
+`harness --help` stay free of torch.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+
+def workspace_of(ctx) -> Path:
+    """The workspace folder of this invocation (`--workspace`, else $HARNESS_WORKSPACE), created if missing."""
+    from harness.workspace import workspace_dir
+
+    return workspace_dir(ctx.obj["workspace"])
+
+
+def competition_named(name):
+    """The competition that an installed plugin registers as NAME (an unknown name is a HarnessError)."""
+    from harness.plugins import get_competition
+
+    return get_competition(name)
+
+
+def config_for(competition, config_file, overrides, **shortcuts) -> dict:
+    """The competition's config: --config FILE (else its defaults), then --set overrides, then shortcut
+    options such as epochs=3 (as train.epochs=3; None means not given), checked against its schema."""
+    from harness.config import apply_overrides, load_config
+
+    schema = competition.config_schema
+    config = load_config(config_file, schema) if config_file else competition.default_config()
+    extra = [f"train.{k}={v}" for k, v in shortcuts.items() if v is not None]
+    return apply_overrides(config, [*overrides, *extra], schema=schema)
+
+
+def pretrained_overrides(competition, overrides, pretrained, no_pretrained) -> tuple:
+    """--pretrained PATH and --no-pretrained as config overrides."""
+    overrides = tuple(overrides)
+    if no_pretrained:
+        overrides += ("model.pretrained=false",)
+    if pretrained:
+        if not competition.pretrained_key:
+            raise HarnessError(f"{competition.name} takes no --pretrained PATH; see its config for pretrained settings")
+        # A JSON string is a valid TOML basic string, so paths with \\ or " survive the override.
+        overrides += (f"{competition.pretrained_key}={json.dumps(str(pretrained))}",)
+    return overrides
+
+
+def score_text(summary: dict) -> str:
+    """A run summary's validation score in words, e.g. "validation rmse = 0.91234"."""
+    score = summary.get("primary_score")
+    if isinstance(score, (int, float)):
+        return f"validation {summary.get('primary_metric', 'score')} = {score:.5f}"
+    return summary.get("note", "no validation score")

@@ -1,0 +1,46 @@
+"""`harness data`: put a competition's files into the workspace (from a folder, Kaggle or a generated sample)."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from harness.cli.common import competition_named, workspace_of
+from harness.errors import HarnessError
+
+
+@click.command("data")
+@click.argument("name")
+@click.option("--from", "source", help="Copy the competition files from DIR.")
+@click.option("--sample", is_flag=True, help="Write a small generated dataset in the competition's own format.")
+@click.option("--download", is_flag=True, help="Download the files from Kaggle (needs a Kaggle account; "
+                                               "a second run downloads nothing).")
+@click.option("--force", is_flag=True, help="Replace data already in the workspace.")
+@click.pass_context
+def data(ctx, name, source, sample, download, force):
+    """Put a competition's files into the workspace (checked): from DIR, from Kaggle, or generated sample data."""
+    comp = competition_named(name)
+    if bool(source) + bool(sample) + bool(download) != 1:
+        raise HarnessError("give exactly one of --from DIR, --sample or --download")
+    dest = workspace_of(ctx) / "data" / name
+    if download:
+        from harness.kaggle.download import download_data
+
+        download_data(comp, dest, force=force)
+        return
+    if dest.exists() and not force:
+        raise HarnessError(f"{dest} already exists; pass --force to replace it")
+    from harness.workspace import atomic_dir
+
+    if source:
+        if not Path(source).is_dir():
+            raise HarnessError(f"--from {source}: no such folder; give the folder that holds the competition's files")
+        comp.check_raw(Path(source))  # before copying, so that errors name the user's folder
+    with atomic_dir(dest) as tmp:
+        if sample:
+            comp.write_sample(tmp)
+            comp.check_raw(tmp)
+        else:
+            shutil.copytree(source, tmp, dirs_exist_ok=True)
+    click.echo(f"{name}: data ready in {dest}")
