@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from harness.data.loaders import TensorLoader
-from harness.models.awd_lstm import AWDLSTM, LanguageModel, ResetState
+from harness.models.awd_lstm import AWDLSTM, LanguageModel
+from harness.text.callbacks import ResetState
 from harness.models.collab import DotProductBias
 from harness.train import Callback, Learner
 from harness.train.callbacks import Recorder

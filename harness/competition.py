@@ -8,7 +8,8 @@ The shared flow (``harness.runner``) calls these in order:
     build_model(state, config)        -> nn.Module (rebuilt from the saved state at predict time)
     layer_groups(model)               -> parameter groups for differential rates and freezing
     loss_fn(config), metrics(config)  -> the first metric is the primary one
-    train(learn, config)              -> the training recipe (default: one fit from [train])
+    train(ctx)                        -> the training recipe (default: one fit from [train]); ctx is a
+                                         TrainContext: the learner, config, prepared data, run, workspace
     predict(learn, state, raw, config)-> Predictions: submission frame plus raw outputs
 """
 from __future__ import annotations
@@ -39,9 +40,24 @@ class Prepared:
 
 
 @dataclass
+class TrainContext:
+    """What a competition's training recipe works with. ``learn`` trains ``prepared``'s loaders; the
+    run folder ``run`` takes any extra files the recipe writes (IMDB's language model, its history)."""
+
+    learn: Any  # harness.train.Learner
+    config: dict
+    prepared: Prepared
+    run: Any  # harness.runs.Run
+    workspace: Path
+
+
+@dataclass
 class Predictions:
     submission: pd.DataFrame  # exactly the competition's submission format
     raw: np.ndarray  # model outputs per submission row (the scale of valid_preds.npy), which blending averages
+    # Scores on test rows whose answers the data holds (e.g. aclImdb's labelled test reviews); the
+    # runner saves them with the run as test_metrics.json.
+    test_metrics: dict = field(default_factory=dict)
 
 
 class Competition:
@@ -108,10 +124,10 @@ class Competition:
         """Extra trainer callbacks this competition's training needs (regularisers, state resets)."""
         return []
 
-    def train(self, learn, config: dict) -> None:
+    def train(self, ctx: TrainContext) -> None:
         """The training recipe. The default is one fit with the [train] section's schedule."""
-        t = config["train"]
-        learn.fit(
+        t = ctx.config["train"]
+        ctx.learn.fit(
             t["epochs"], t["lr"], schedule=t.get("schedule", "one-cycle"),
             pct_start=t.get("pct_start", 0.25), cycle_len=t.get("cycle_len", 1), cycle_mult=t.get("cycle_mult", 1),
             **({"moms": tuple(t["moms"])} if "moms" in t else {}),  # else the Learner's default

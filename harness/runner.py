@@ -6,18 +6,16 @@ import platform
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
-from harness.competition import Competition, Predictions
+from harness.competition import Competition, Predictions, TrainContext
 from harness.config import config_hash
 from harness.errors import HarnessError
 from harness.leaderboard import record_run
-from harness.plots import plot_losses
 from harness.runs import Run
 from harness.train import Learner, seed_everything
 from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Recorder
-from harness.workspace import write_csv
+from harness.workspace import write_csv, write_json
 
 
 def make_learner(competition: Competition, prepared, config: dict, device=None, callbacks=(), echo=True,
@@ -37,11 +35,12 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
 
 
 def train(competition: Competition, config: dict, data_dir: Path, workspace: Path, device=None,
-          resume: Run | None = None, callbacks=(), echo=True, progress=None) -> Run:
+          resume: Run | None = None, callbacks=(), echo=True, progress=None, on_run=None) -> Run:
     """Train one run end to end: preprocess, fit (with checkpoints), score, predict the test set.
 
     The run is built in ``<id>.partial/`` and renamed when complete; if anything raises, the folder is
     marked failed (``failed.json``) and keeps its checkpoints, so ``--resume`` can finish it.
+    ``on_run(run)`` is called as soon as the run folder exists (tuning records the trial's run).
     """
     started = time.time()
     if resume is not None:
@@ -53,6 +52,8 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
     # The model is built before the run folder exists, so a bad config leaves nothing behind.
     learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
     run = resume or Run.create(workspace, competition.name, partial=True)
+    if on_run is not None:
+        on_run(run)
     try:
         finish_run(competition, config, raw, prepared, learn, run, data_dir, workspace, started, resumed=resume is not None)
     except BaseException as exc:
@@ -78,18 +79,17 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
     run.save_config(config)
     run.save_state(prepared.state)
     learn.add_callbacks([Checkpoint(run.path("checkpoints"))])
-    learn.prepared, learn.run = prepared, run
     if resumed:
         try:
             learn.resume_from(run.checkpoint)
         except Exception as exc:  # torch raises several kinds for a cut or foreign file
             raise run.damaged("checkpoints/last.pt", f"cannot be read ({str(exc).splitlines()[0][:200]})") from None
-    competition.train(learn, config)
+    competition.train(TrainContext(learn=learn, config=config, prepared=prepared, run=run, workspace=Path(workspace)))
     if learn.valid_dl is not None and math.isnan(learn.valid_loss):
         # A run resumed after its last epoch's checkpoint trains no more; score the restored model.
         learn.validate()
     learn.save_model(run.path("model.pt"))
-    history = save_history(learn, run, title=f"{competition.name} {run.id}")
+    history = run.save_history(learn.recorder, title=f"{competition.name} {run.id}")
     if learn.valid_preds is not None:
         run.save_array("valid_preds.npy", learn.valid_preds.numpy())
         run.save_array("valid_targets.npy", learn.valid_targets.numpy())
@@ -115,19 +115,10 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
     record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
 
 
-def save_history(learn: Learner, run: Run, title: str, prefix: str = "") -> list[dict]:
-    """The learner's per-epoch history as <prefix>history.csv and its loss curves as <prefix>loss.png."""
-    recorder = learn.get_callback(Recorder)
-    history = recorder.history if recorder else []
-    if history:
-        write_csv(run.path(f"{prefix}history.csv"), pd.DataFrame(history))
-        plot_losses(history, recorder.batch_losses, run.path(f"{prefix}loss.png"), title=title,
-                    epoch_batches=recorder.epoch_batches)
-    return history
-
-
 def save_predictions(run: Run, competition: Competition, predictions: Predictions, raw) -> None:
     competition.check_submission(predictions.submission, raw)
+    if predictions.test_metrics:
+        write_json(run.path("test_metrics.json"), predictions.test_metrics)
     run.save_array("test_preds.npy", predictions.raw)
     write_csv(run.path("submission.csv"), predictions.submission)
 

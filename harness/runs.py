@@ -190,6 +190,20 @@ class Run:
             return {}  # listed as unfinished; the files it describes are checked where they are read
         return summary if isinstance(summary, dict) else {}
 
+    def save_history(self, recorder, title: str, prefix: str = "") -> list[dict]:
+        """A Recorder's per-epoch history as <prefix>history.csv and its loss curves as <prefix>loss.png."""
+        history = recorder.history if recorder is not None else []
+        if history:
+            import pandas as pd
+
+            from harness.plots import plot_losses
+            from harness.workspace import write_csv
+
+            write_csv(self.path(f"{prefix}history.csv"), pd.DataFrame(history))
+            plot_losses(history, recorder.batch_losses, self.path(f"{prefix}loss.png"), title=title,
+                        epoch_batches=recorder.epoch_batches)
+        return history
+
     def save_array(self, name: str, array) -> None:
         with atomic_path(self.path(name)) as tmp:
             with open(tmp, "wb") as f:

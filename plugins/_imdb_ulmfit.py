@@ -123,13 +123,12 @@ def _lm_loaders(extra: dict, config: dict):
     return train_dl, valid_dl
 
 
-def train_language_model(comp, learn, config: dict) -> LanguageModel:
+def train_language_model(comp, ctx) -> LanguageModel:
     """The language-model stage: start from lm.pretrained (if set), fit, save the run's lm.pt."""
-    from harness.runner import save_history
     from harness.text.ulmfit import load_lm_file, load_pretrained_into, make_lm_learner, save_lm
     from harness.workspace import write_json
 
-    run, prepared = learn.run, learn.prepared
+    learn, config, run, prepared = ctx.learn, ctx.config, ctx.run, ctx.prepared
     itos = prepared.state["itos"]
     lm_cfg = config["lm"]
     lm_path = run.path("lm.pt")
@@ -151,7 +150,7 @@ def train_language_model(comp, learn, config: dict) -> LanguageModel:
         lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"],
                      **_moms(lm_cfg))
         seconds = time.perf_counter() - started
-        save_history(lm_learn, run, title=f"imdb LM {run.id}", prefix="lm_")
+        run.save_history(lm_learn.recorder, title=f"imdb LM {run.id}", prefix="lm_")
         write_json(run.path("lm_summary.json"), {
             "valid_loss": lm_learn.valid_loss, "perplexity": lm_learn.metrics.get("perplexity"),
             "epochs": lm_cfg["epochs"], "tokens_per_epoch": train_dl.n_tokens, "seconds": round(seconds, 2),
@@ -165,10 +164,11 @@ def _moms(section: dict) -> dict:
     return {"moms": tuple(section["moms"])} if "moms" in section else {}
 
 
-def train_ulmfit(comp, learn, config: dict) -> None:
+def train_ulmfit(comp, ctx) -> None:
     from harness.text.ulmfit import gradual_unfreezing
 
-    lm = train_language_model(comp, learn, config)
+    learn, config = ctx.learn, ctx.config
+    lm = train_language_model(comp, ctx)
     learn.model.encoder.load_state_dict(lm.encoder.state_dict())  # same names; only the dropouts differ
     t = config["train"]
     click.echo("classifier: gradual unfreezing", err=True)

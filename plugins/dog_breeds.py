@@ -213,7 +213,7 @@ class DogBreeds(Competition):
         return [Metric("log_loss", log_loss_of_log_probs), accuracy]
 
     # ------------------------------------------------------------------ the recipe
-    def train(self, learn, config) -> None:
+    def train(self, ctx) -> None:
         import torch
 
         from harness.data.images import eval_transform, precompute_activations
@@ -222,8 +222,9 @@ class DogBreeds(Competition):
         from harness.models.vision import FeatureExtractor
         from harness.train.schedules import DEFAULT_MOMS
 
+        learn, config, prepared = ctx.learn, ctx.config, ctx.prepared
         d, t = config["data"], config["train"]
-        prepared, model = learn.prepared, learn.model
+        model = learn.model
         extra, size = prepared.extra, d["image_size"]
         moms = tuple(t.get("moms", DEFAULT_MOMS))  # one-cycle's beta1: start, peak rate, end
 
@@ -246,15 +247,10 @@ class DogBreeds(Competition):
         head_valid = None
         if len(valid_acts):
             head_valid = TensorLoader(valid_acts, torch.tensor(extra["valid_y"]), 4 * bs)
-        images = (learn.train_dl, learn.valid_dl)
-        learn.train_dl, learn.valid_dl = head_train, head_valid
         # The Learner still trains the whole model (only the head runs, on the cached inputs), so its
         # checkpoints, checkpoints/last.pt and best.pt, hold the full model state at every stage.
-        try:
-            with model.cached_features():
-                learn.fit(t["epochs"], t["lr"], schedule=t["schedule"], pct_start=t["pct_start"], moms=moms)
-        finally:
-            learn.train_dl, learn.valid_dl = images
+        with learn.using_loaders(head_train, head_valid), model.cached_features():
+            learn.fit(t["epochs"], t["lr"], schedule=t["schedule"], pct_start=t["pct_start"], moms=moms)
 
         # 2. Optionally, the head on augmented images through the frozen backbone.
         if t["frozen_epochs"]:

@@ -177,15 +177,15 @@ class Imdb(Competition):
         return [accuracy, roc_auc]
 
     # ------------------------------------------------------------------ training
-    def train(self, learn, config):
-        prepared = learn.prepared
+    def train(self, ctx):
+        learn, config, prepared = ctx.learn, ctx.config, ctx.prepared
         if prepared.state["kind"] == "nbsvm":
             self._fit_nbsvm(learn.model, prepared.extra, config)
             learn.validate()
             return
         from plugins._imdb_ulmfit import train_ulmfit
 
-        train_ulmfit(self, learn, config)
+        train_ulmfit(self, ctx)
         if config["model"]["blend_nbsvm"]:
             self._fit_nbsvm(learn.model.nbsvm, prepared.extra, config)
             learn.validate()
@@ -219,7 +219,7 @@ class Imdb(Competition):
 
         with torch.no_grad():
             module.eval()
-            return torch.cat([module(*learn._to_device(xb)).float().cpu() for xb, _ in BagLoader(x)]).numpy()
+            return torch.cat([module(*learn.to_device(xb)).float().cpu() for xb, _ in BagLoader(x)]).numpy()
 
     # ------------------------------------------------------------------ submission
     def predict(self, learn, state, raw, config):
@@ -236,15 +236,13 @@ class Imdb(Competition):
                 logits = _blend(logits, self._nbsvm_logits(learn, learn.model.nbsvm, self._featurize(test["text"], config)))
         probs = _probability(logits)
         known = test["label"].to_numpy() >= 0
+        test_metrics = {}
         if known.any():
             acc = float(((probs[known] > 0.5) == test["label"].to_numpy()[known]).mean())
             click.echo(f"test accuracy on {int(known.sum())} labelled test reviews: {acc:.4f}")
-            run = getattr(learn, "run", None)
-            if run is not None:
-                from harness.workspace import write_json
-
-                write_json(run.path("test_metrics.json"), {"test_accuracy": acc, "n_test": int(known.sum())})
-        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), np.asarray(logits))
+            test_metrics = {"test_accuracy": acc, "n_test": int(known.sum())}
+        return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), np.asarray(logits),
+                           test_metrics)
 
     def submission_from_outputs(self, outputs, template):
         return template.assign(sentiment=_probability(np.asarray(outputs).reshape(-1)))

@@ -223,7 +223,7 @@ def test_each_layer_group_trains_at_its_own_rate():
 
 
 def test_slice_lr_spreads_geometrically():
-    from harness.train.learner import lr_per_group
+    from harness.train.rates import lr_per_group
 
     assert lr_per_group(slice(1e-4, 1e-2), 3) == pytest.approx([1e-4, 1e-3, 1e-2])
     assert lr_per_group(0.1, 2) == [0.1, 0.1]

@@ -7,7 +7,7 @@ Regularisation, from the input up:
 - weight-drop: DropConnect on each LSTM's hidden-to-hidden weights, a new mask per batch, only in
   training;
 - tied weights: the language-model decoder reuses the embedding matrix;
-- AR/TAR (``ARTARCallback``): penalties on the size and the step-to-step change of the activations.
+- AR/TAR (``harness.text.callbacks.ARTARCallback``): penalties on the size and the step-to-step change of the activations.
 The classifier reads a document ``bptt`` tokens at a time carrying the LSTM state (gradients only
 through the last ``max_len`` tokens), then pools the outputs (last, max and mean) into a small
 dropout head.
@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from harness.train.callbacks import Callback
 
 # Sizes by name: a small one for CPU runs, the lesson's, and those of fast.ai's WikiText-103 models:
 # 0.7's fwd_wt103.h5 (the 2018 lessons: em_sz, nh, nl = 400, 1150, 3) and fastai v1/v2's
@@ -172,37 +171,6 @@ class LanguageModel(nn.Module):
 
 def lm_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(pred.reshape(-1, pred.size(-1)), target.reshape(-1))
-
-
-class ResetState(Callback):
-    """Start the language model's streams afresh at each epoch and before validating."""
-
-    during_lr_find = True
-
-    def before_fit(self, learn):
-        learn.model.reset()
-
-    before_epoch = before_validate = after_validate = before_fit
-
-
-class ARTARCallback(Callback):
-    """Activation regularisation (alpha * mean(h^2) on the dropped outputs) and temporal AR
-    (beta * mean((h_t - h_{t-1})^2) on the raw outputs) of the last LSTM layer, in training only."""
-
-    during_lr_find = True
-
-    def __init__(self, alpha: float = 2.0, beta: float = 1.0):
-        self.alpha, self.beta = alpha, beta
-
-    def after_loss(self, learn):
-        model = learn.model
-        if not model.training or model.output is None:
-            return
-        if self.alpha:
-            learn.loss = learn.loss + self.alpha * model.output.float().pow(2).mean()
-        if self.beta and model.raw_output.size(1) > 1:
-            diff = model.raw_output[:, 1:] - model.raw_output[:, :-1]
-            learn.loss = learn.loss + self.beta * diff.float().pow(2).mean()
 
 
 class PoolingClassifier(nn.Module):

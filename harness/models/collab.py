@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from harness.models.layers import logit_of, scale_to_range
+
 
 def _embedding(n: int, dim: int, std: float = 0.01) -> nn.Embedding:
     emb = nn.Embedding(n, dim)
@@ -16,18 +18,6 @@ def _embedding(n: int, dim: int, std: float = 0.01) -> nn.Embedding:
         nn.init.trunc_normal_(emb.weight, std=std, a=-2 * std, b=2 * std)
         emb.weight[0].zero_()
     return emb
-
-
-def scale_to_range(x: torch.Tensor, y_range) -> torch.Tensor:
-    lo, hi = y_range
-    return torch.sigmoid(x) * (hi - lo) + lo
-
-
-def logit_of(value: float, y_range) -> float:
-    """The pre-sigmoid value that ``scale_to_range`` maps to ``value`` (to start at the mean)."""
-    lo, hi = y_range
-    p = min(max((value - lo) / (hi - lo), 1e-4), 1 - 1e-4)
-    return float(torch.logit(torch.tensor(p)))
 
 
 class DotProductBias(nn.Module):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from harness.models.collab import logit_of, scale_to_range
+from harness.models.layers import logit_of, scale_to_range
 
 
 class TabularModel(nn.Module):

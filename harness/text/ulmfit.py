@@ -15,7 +15,7 @@ from harness.errors import HarnessError
 from harness.metrics import perplexity
 from harness.models.awd_lstm import LanguageModel, sample_next
 from harness.train import Learner
-from harness.train.learner import lr_per_group
+from harness.train.rates import lr_per_group
 from harness.train.callbacks import ProgressBar, Recorder
 from harness.workspace import torch_save
 
@@ -27,7 +27,7 @@ PRETRAINED_HELP = ("a language model saved by `harness train` (runs/<competition
 
 def make_lm_learner(model: LanguageModel, train_dl, valid_dl, lm_config: dict, device=None, callbacks=(),
                     progress=None) -> Learner:
-    from harness.models.awd_lstm import ARTARCallback, ResetState
+    from harness.text.callbacks import ARTARCallback, ResetState
 
     cbs = [Recorder(echo=True), ProgressBar(disable=None if progress is None else not progress), ResetState(),
            ARTARCallback(lm_config.get("alpha", 2.0), lm_config.get("beta", 1.0)), *callbacks]

@@ -7,11 +7,9 @@ is a callback (see ``harness.train.callbacks``).
 from __future__ import annotations
 
 import contextlib
-import random
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -19,47 +17,10 @@ from harness.device import pick_device
 from harness.errors import HarnessError
 from harness.metrics import Metric
 from harness.train.callbacks import EVENTS, CancelFit, Callback, Recorder
+from harness.train.rates import lr_per_group
+from harness.train.rng import rng_state, set_rng_state
 from harness.train.schedules import DEFAULT_MOMS, SCHEDULES, make_scheduler, sgdr_epochs
 from harness.workspace import torch_save
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def rng_state() -> dict:
-    _, keys, pos, _, _ = np.random.get_state()
-    # numpy's key array as a tensor, so that the checkpoint loads with weights_only=True
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": torch.from_numpy(keys.astype(np.int64)), "numpy_pos": int(pos)}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    random.setstate(state["python"])
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), state["numpy_pos"], 0, 0.0))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def lr_per_group(lr, n_groups: int) -> list[float]:
-    """A float gives every group that rate; a slice(lo, hi) spreads rates geometrically from the
-    first group to the last (the lesson's differential learning rates); a list is taken as is."""
-    if isinstance(lr, slice):
-        lo, hi = lr.start, lr.stop
-        if lo is None:
-            return [hi / 10] * (n_groups - 1) + [hi] if n_groups > 1 else [hi]
-        return [float(x) for x in np.geomspace(lo, hi, n_groups)] if n_groups > 1 else [hi]
-    if isinstance(lr, (list, tuple)):
-        if len(lr) != n_groups:
-            raise ValueError(f"{len(lr)} learning rates given for {n_groups} layer groups")
-        return [float(x) for x in lr]
-    return [float(lr)] * n_groups
 
 
 def _default_layer_groups(model: nn.Module) -> list[list[nn.Parameter]]:
@@ -121,6 +82,17 @@ class Learner:
         self.callbacks = [cb for cb in self.callbacks if cb is not callback]
         self.add_callbacks([])
 
+    @contextlib.contextmanager
+    def using_loaders(self, train_dl, valid_dl):
+        """Train and validate on other loaders inside the block (e.g. cached activations feeding only
+        the head), then put the learner's own back, whatever happens in the block."""
+        own = self.train_dl, self.valid_dl
+        self.train_dl, self.valid_dl = train_dl, valid_dl
+        try:
+            yield self
+        finally:
+            self.train_dl, self.valid_dl = own
+
     def get_callback(self, cls):
         return next((cb for cb in self.callbacks if isinstance(cb, cls)), None)
 
@@ -161,19 +133,20 @@ class Learner:
         return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     # ----------------------------------------------------------------- the loop
-    def _to_device(self, batch):
+    def to_device(self, batch):
+        """A batch (a tensor or nested tuples of them) on the learner's device."""
         if batch is None:
             return None
         if isinstance(batch, torch.Tensor):
             return batch.to(self.device, non_blocking=True)
-        return tuple(self._to_device(b) for b in batch)
+        return tuple(self.to_device(b) for b in batch)
 
     def _forward(self, xb):
         return self.model(*xb) if isinstance(xb, tuple) else self.model(xb)
 
     def train_step(self, xb, yb) -> None:
         """One optimisation step on one batch (also used by lr_find)."""
-        self.xb, self.yb = self._to_device(xb), self._to_device(yb)
+        self.xb, self.yb = self.to_device(xb), self.to_device(yb)
         self._event("before_batch")
         with self._autocast():
             self.pred = self._forward(self.xb)
@@ -262,8 +235,13 @@ class Learner:
         return self.fit(n_cycles, lr, schedule="sgdr", cycle_len=cycle_len, cycle_mult=cycle_mult)
 
     @property
+    def recorder(self) -> Recorder | None:
+        """The Recorder callback (per-epoch history, batch losses), if the learner has one."""
+        return self.get_callback(Recorder)
+
+    @property
     def history(self) -> list[dict]:
-        recorder = self.get_callback(Recorder)
+        recorder = self.recorder
         return recorder.history if recorder else []
 
     # ----------------------------------------------------------------- evaluation
@@ -288,7 +266,7 @@ class Learner:
         total, count = 0.0, 0
         preds, targets = [], []
         for xb, yb in dl:
-            xb, yb = self._to_device(xb), self._to_device(yb)
+            xb, yb = self.to_device(xb), self.to_device(yb)
             with self._autocast():
                 pred = self._forward(xb)
                 loss = self.loss_fn(pred, yb)
@@ -317,7 +295,7 @@ class Learner:
         outs = []
         for xb, _ in dl:
             with self._autocast():
-                outs.append(self._forward(self._to_device(xb)).float().cpu())
+                outs.append(self._forward(self.to_device(xb)).float().cpu())
         return torch.cat(outs)
 
     # ----------------------------------------------------------------- persistence

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from harness.train.learner import lr_per_group, rng_state, set_rng_state
+from harness.train.rates import lr_per_group
+from harness.train.rng import rng_state, set_rng_state
 
 
 @dataclass

@@ -250,7 +250,10 @@ class Objective:
             started, started_cpu = time.perf_counter(), time.process_time()
             with contextlib.redirect_stderr(log):  # the plugin's warnings, said once below, not every trial
                 run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
-                                   callbacks=[OptunaPruning(trial)], echo=False, progress=False)
+                                   callbacks=[OptunaPruning(trial)], echo=False, progress=False,
+                                   # the run id as soon as the folder exists: a pruned, failed or killed
+                                   # trial still points at what it left behind
+                                   on_run=lambda run: trial.set_user_attr("run", run.id))
         except optuna.TrialPruned:
             raise
         except Exception as exc:
