@@ -24,7 +24,7 @@ from torch import nn
 
 
 def make_images(folder: Path, n: int, size: int, seed: int = 0) -> tuple[list[Path], list[int]]:
-    from plugins._dog_breeds_sample import BREEDS, draw_breed
+    from harness_plugins.dog_breeds.sample import BREEDS, draw_breed
 
     rng = np.random.default_rng(seed)
     breeds = list(BREEDS)

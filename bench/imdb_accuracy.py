@@ -64,7 +64,7 @@ def bench_nbsvm(data_dir: Path, args) -> None:
 def bench_lm(data_dir: Path, args) -> None:
     from harness import runner
     from harness.config import apply_overrides
-    from plugins.imdb import Imdb
+    from harness_plugins.imdb import Imdb
 
     rng = np.random.default_rng(0)
     comp = Imdb()

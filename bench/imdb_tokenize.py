@@ -31,10 +31,10 @@ def main():
 
     from harness.text.cache import tokenize_cached
     from harness.text.tokenizer import Tokenizer
-    from plugins import _imdb_data
+    from harness_plugins.imdb import data as imdb_data
 
     started = time.perf_counter()
-    data = _imdb_data.load(Path(args.data_dir))
+    data = imdb_data.load(Path(args.data_dir))
     texts = data.train["text"].tolist() + (data.test["text"].tolist() if data.test is not None else [])
     if args.limit:
         texts = texts[: args.limit]

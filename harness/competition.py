@@ -160,7 +160,8 @@ class Competition:
 
         return suggest_from_config(trial, config)
 
-    def explain(self, run, out_dir: Path) -> None:
+    def explain(self, learn, run) -> None:
+        """Print what the trained model ``learn`` of ``run`` learned, writing any plots into ``run.dir``."""
         raise HarnessError(f"competition {self.name} has no `explain` report")
 
     def generate(self, run, prompt: str, words: int = 50, temperature: float = 1.0, top_k: int = 0, seed: int = 0,

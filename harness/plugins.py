@@ -19,10 +19,10 @@ from harness import __version__, hookspecs
 from harness.errors import HarnessError
 
 BUILTIN_PLUGINS = (
-    "plugins.movielens",
-    "plugins.rossmann",
-    "plugins.dog_breeds",
-    "plugins.imdb",
+    "harness_plugins.movielens",
+    "harness_plugins.rossmann",
+    "harness_plugins.dog_breeds",
+    "harness_plugins.imdb",
 )
 ENTRY_POINT_GROUP = "harness"
 LOAD_PLUGINS_ENV = "HARNESS_LOAD_PLUGINS"

@@ -1,1 +1,2 @@
-"""The built-in competition plugins. Each is a thin module: what is special about its competition."""
+"""The built-in competition plugins, installed as ``harness_plugins``: one package per competition,
+the shape a third-party plugin copies (see the README's "Writing a competition plugin")."""

@@ -9,12 +9,12 @@ import pytest
 import torch
 from PIL import Image
 
-from competitions import config_path
+from harness_competitions import config_path
 from harness.config import apply_overrides
 from harness.errors import HarnessError
 from harness.models.vision import VisionModel
 from harness.train.callbacks import Callback
-from plugins.dog_breeds import DogBreeds
+from harness_plugins.dog_breeds import DogBreeds
 
 # Small and quick: 32 px images, ResNet-18 with random weights, no decoding processes.
 FAST = {"model.arch": "resnet18", "model.pretrained": False, "data.image_size": 32, "data.num_workers": 0,

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from plugins.dog_breeds import DogBreeds
+from harness_plugins.dog_breeds import DogBreeds
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from harness.errors import HarnessError
-from plugins import _imdb_data
-from plugins._imdb_sample import write_aclimdb, write_kaggle
+from harness_plugins.imdb import data as imdb_data
+from harness_plugins.imdb.sample import write_aclimdb, write_kaggle
 
 # A tiny AWD-LSTM and a short schedule: seconds on a CPU.
 TINY = ["--set", "model.emb_sz=16", "--set", "model.n_hid=32", "--set", "model.n_layers=2", "--set", "lm.bs=8",
@@ -31,7 +31,7 @@ def acl(tmp_path):
 
 # ---------------------------------------------------------------------- layouts
 def test_aclimdb_layout(acl):
-    data = _imdb_data.load(acl)
+    data = imdb_data.load(acl)
     assert data.layout == "aclImdb" and len(data.train) == 300 and len(data.test) == 200 and len(data.unsup) == 100
     assert set(data.train["label"]) == {0, 1} and data.test["id"].is_unique
     assert "<br />" in " ".join(data.train["text"])  # raw text; the tokenizer cleans it
@@ -39,7 +39,7 @@ def test_aclimdb_layout(acl):
 
 def test_kaggle_layout_unquotes_ids_and_reviews(tmp_path):
     write_kaggle(tmp_path, seed=1, n_train=40, n_test=20, n_unsup=10)
-    data = _imdb_data.load(tmp_path)
+    data = imdb_data.load(tmp_path)
     assert data.layout == "kaggle" and len(data.train) == 40 and len(data.test) == 20 and len(data.unsup) == 10
     assert not data.train["id"].str.contains('"').any()
     assert not data.train["text"].str.startswith('"').any()
@@ -53,7 +53,7 @@ def test_csv_parts_layout(tmp_path):
     for split in ("train", "test"):
         with gzip.open(tmp_path / f"{split}-00-of-01.csv.gz", "wt") as f:
             frame[frame.split == split].to_csv(f, index=False)
-    data = _imdb_data.load(tmp_path)
+    data = imdb_data.load(tmp_path)
     assert data.layout == "csv" and data.train["id"].tolist() == ["0_9", "0_2", "1_8"]
     assert data.train["label"].tolist() == [1, 0, 1] and data.test["label"].tolist() == [0]
 
@@ -61,12 +61,12 @@ def test_csv_parts_layout(tmp_path):
 # ---------------------------------------------------------------------- bad input
 def test_missing_folder_and_unknown_layout(tmp_path, acl):
     with pytest.raises(HarnessError, match="holds no IMDB reviews"):
-        _imdb_data.load(tmp_path / "nothing")
+        imdb_data.load(tmp_path / "nothing")
     for f in (acl / "aclImdb" / "train" / "neg").iterdir():
         f.unlink()
     (acl / "aclImdb" / "train" / "neg").rmdir()
     with pytest.raises(HarnessError, match=r"train/neg is missing"):
-        _imdb_data.load(acl)
+        imdb_data.load(acl)
 
 
 def test_empty_reviews_skipped_with_a_count_and_bad_bytes_replaced(acl, capsys):
@@ -74,7 +74,7 @@ def test_empty_reviews_skipped_with_a_count_and_bad_bytes_replaced(acl, capsys):
     (pos / "900_9.txt").write_text("   ")
     (pos / "901_9.txt").write_text("")
     (pos / "902_8.txt").write_bytes(b"Great \xff\xfe film")
-    data = _imdb_data.load(acl)
+    data = imdb_data.load(acl)
     err = capsys.readouterr().err
     assert "2 empty training review(s) skipped" in err
     assert "1 review file(s) are not valid UTF-8" in err and "902_8.txt" in err
@@ -89,24 +89,24 @@ def test_kaggle_bad_label_missing_column_and_duplicate_test_ids(tmp_path):
     lines[3] = lines[3].replace("\t1\t", "\t2\t").replace("\t0\t", "\t2\t")
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(HarnessError, match=r"labeledTrainData.tsv: column sentiment must be 0 or 1; found '2'"):
-        _imdb_data.load(tmp_path)
+        imdb_data.load(tmp_path)
     path.write_text(good.replace("id\tsentiment\treview", "id\tlabel\treview", 1))
     with pytest.raises(HarnessError, match="missing column"):
-        _imdb_data.load(tmp_path)
+        imdb_data.load(tmp_path)
     path.write_text(good)
     test = tmp_path / "testData.tsv"
     lines = test.read_text().splitlines()
     lines.append(lines[1])
     test.write_text("\n".join(lines) + "\n")
     with pytest.raises(HarnessError, match="duplicated id"):
-        _imdb_data.load(tmp_path)
+        imdb_data.load(tmp_path)
 
 
 def test_csv_label_outside_the_set(tmp_path):
     frame = pd.DataFrame([("train", "positive", 0, 9, "Great.")], columns=["split", "label", "id", "rating", "text"])
     frame.to_csv(tmp_path / "train-00-of-01.csv", index=False)
     with pytest.raises(HarnessError, match="label must be pos or neg; found 'positive'"):
-        _imdb_data.load(tmp_path)
+        imdb_data.load(tmp_path)
 
 
 # ---------------------------------------------------------------------- end to end

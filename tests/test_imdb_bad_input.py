@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from plugins._imdb_sample import write_aclimdb, write_kaggle
+from harness_plugins.imdb.sample import write_aclimdb, write_kaggle
 
 NBSVM = ["--set", 'model.kind="nbsvm"', "--set", "nbsvm.n_features=4096"]
 

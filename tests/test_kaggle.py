@@ -388,7 +388,7 @@ def test_movielens_is_scored_locally_through_the_same_command(cli_run, workspace
     solution = pd.read_csv(data / "solution.csv")
     rng = np.random.default_rng(0)
     preds = solution["rating"].to_numpy(dtype=float) + rng.normal(0, 0.5, len(solution))
-    from plugins.movielens import MovieLens
+    from harness_plugins.movielens import MovieLens
 
     run = Run.create(workspace, "movielens")
     run.save_config(MovieLens().default_config())
@@ -659,7 +659,7 @@ def test_a_directory_in_place_of_a_local_file_is_named(local_run, cli_run, which
 
 
 def test_a_short_movielens_solution_csv_is_named_not_the_submission(cli_run, workspace):
-    from plugins.movielens import MovieLens
+    from harness_plugins.movielens import MovieLens
 
     cli_run("data", "movielens", "--sample")
     path = workspace / "data" / "movielens" / "solution.csv"

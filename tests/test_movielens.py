@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from plugins.movielens import MovieLens
+from harness_plugins.movielens import MovieLens
 
 
 @pytest.fixture

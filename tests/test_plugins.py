@@ -35,7 +35,7 @@ def test_fake_competition_runs_through_the_cli(fake_plugin, cli_run, workspace):
 def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
     from importlib import metadata
 
-    monkeypatch.setitem(sys.modules, "plugins.broken_for_test", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "harness_plugins.broken_for_test", None)  # import raises ImportError
 
     class BadEntryPoint:
         name, value, dist = "bad-ep", "nowhere.plugin:x", None
@@ -44,7 +44,7 @@ def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
             raise RuntimeError("boom")
 
     monkeypatch.setattr(metadata, "entry_points", lambda group: [BadEntryPoint()])
-    host = plugins.PluginHost(builtins=(*plugins.BUILTIN_PLUGINS, "plugins.broken_for_test"))
+    host = plugins.PluginHost(builtins=(*plugins.BUILTIN_PLUGINS, "harness_plugins.broken_for_test"))
     found = host.competitions()
     err = capsys.readouterr().err
     assert "plugins.broken_for_test failed to load" in err

@@ -8,7 +8,7 @@ import pytest
 
 from harness.config import apply_overrides
 from harness.metrics import exp_rmspe_fn
-from plugins.rossmann import Rossmann
+from harness_plugins.rossmann import Rossmann
 
 SMALL = ["--set", "model.layers=[64, 32]", "--set", "train.batch_size=64"]
 
@@ -295,7 +295,7 @@ def test_submission_from_outputs_keeps_closed_stores_at_zero():
 
 
 def test_sample_submission_ids_that_disagree_with_test_fail_before_training(cli_run, workspace, tmp_path):
-    from plugins.rossmann import Rossmann
+    from harness_plugins.rossmann import Rossmann
 
     data = tmp_path / "rossmann"
     Rossmann().write_sample(data)

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from harness.runs import Run
-from plugins.movielens import MovieLens
+from harness_plugins.movielens import MovieLens
 
 
 @pytest.fixture
@@ -127,7 +127,7 @@ def test_runs_with_none_yet_names_the_competition(cli_run):
 
 
 def test_data_from_folder_errors_name_the_users_folder(cli_run, tmp_path):
-    from plugins.rossmann import Rossmann
+    from harness_plugins.rossmann import Rossmann
 
     source = tmp_path / "mine"
     Rossmann().write_sample(source)

@@ -45,7 +45,9 @@ def explain(ctx, name, run_id):
 
     comp = competition_named(name)
     run = Run.find(workspace_of(ctx), name, run_id)
-    comp.explain(run, run.dir)
+    from harness.runner import load_learner
+
+    comp.explain(load_learner(comp, run, device="cpu"), run)
 
 
 @click.command("generate")

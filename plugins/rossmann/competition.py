@@ -16,7 +16,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from competitions import config_path
+from harness_competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config import config_hash
 from harness.config_schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
@@ -24,7 +24,7 @@ from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.submission import validate_submission
-from plugins import _rossmann_features as features
+from harness_plugins.rossmann import features
 
 # torch is imported where a model or loader is made, so that config and file errors come first.
 if TYPE_CHECKING:
@@ -202,7 +202,7 @@ class Rossmann(Competition):
 
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0):
-        from plugins._rossmann_sample import write_sample
+        from harness_plugins.rossmann.sample import write_sample
 
         write_sample(Path(data_dir), seed)
 

@@ -7,12 +7,10 @@ import click
 import numpy as np
 import torch
 
-from harness.runner import load_learner
 from harness.workspace import save_figure, write_text
 
 
-def explain(competition, run, out_dir: Path, top: int = 10, n_plot: int = 50) -> dict:
-    learn = load_learner(competition, run, device="cpu")
+def explain(learn, run, out_dir: Path, top: int = 10, n_plot: int = 50) -> dict:
     state = run.state()
     model = learn.model
     titles = [state["titles"][str(i)] for i in state["items"]]

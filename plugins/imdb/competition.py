@@ -17,13 +17,13 @@ import click
 import numpy as np
 import pandas as pd
 
-from competitions import config_path
+from harness_competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config_schema import COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, Choice, Flag, ListOf, Num, Text
 from harness.errors import HarnessError
 from harness.hookspecs import hookimpl
 from harness.submission import validate_submission
-from plugins import _imdb_data
+from harness_plugins.imdb import data as imdb_data
 
 # torch is imported where a model is made or run, so that config and file errors come first.
 if TYPE_CHECKING:
@@ -78,10 +78,10 @@ class Imdb(Competition):
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
-        _imdb_data.find_layout(Path(data_dir))
+        imdb_data.find_layout(Path(data_dir))
 
-    def load(self, data_dir, config) -> _imdb_data.ImdbData:
-        return _imdb_data.load(Path(data_dir))
+    def load(self, data_dir, config) -> imdb_data.ImdbData:
+        return imdb_data.load(Path(data_dir))
 
     def check_inputs(self, raw, config):
         """A bad pretrained language model path fails before tokenizing and training, not after."""
@@ -92,9 +92,9 @@ class Imdb(Competition):
             check_pretrained(lm["pretrained"], lm.get("pretrained_itos") or None)
 
     def write_sample(self, data_dir, seed=0, layout="aclImdb", **sizes):
-        from plugins import _imdb_sample
+        from harness_plugins.imdb import sample as imdb_sample
 
-        writer = {"aclImdb": _imdb_sample.write_aclimdb, "kaggle": _imdb_sample.write_kaggle}[layout]
+        writer = {"aclImdb": imdb_sample.write_aclimdb, "kaggle": imdb_sample.write_kaggle}[layout]
         writer(Path(data_dir), seed, **sizes)
 
     def split_rows(self, raw, config) -> tuple[np.ndarray, np.ndarray]:
@@ -139,7 +139,7 @@ class Imdb(Competition):
         if state["kind"] == "nbsvm":
             valid_dl = BagLoader(extra["x_valid"], valid["label"].to_numpy()) if len(valid) else None
             return Prepared(BagLoader(extra["x_train"], train["label"].to_numpy()), valid_dl, state, extra)
-        from plugins._imdb_ulmfit import prepare_text
+        from harness_plugins.imdb.ulmfit import prepare_text
 
         return prepare_text(self, raw, state, extra, config)
 
@@ -156,7 +156,7 @@ class Imdb(Competition):
 
         if state["kind"] == "nbsvm":
             return NBSVM(config["nbsvm"]["n_features"])
-        from plugins._imdb_ulmfit import build_classifier
+        from harness_plugins.imdb.ulmfit import build_classifier
 
         model = build_classifier(state, config)
         if config["model"]["blend_nbsvm"]:
@@ -183,7 +183,7 @@ class Imdb(Competition):
             self._fit_nbsvm(learn.model, prepared.extra, config)
             learn.validate()
             return
-        from plugins._imdb_ulmfit import train_ulmfit
+        from harness_plugins.imdb.ulmfit import train_ulmfit
 
         train_ulmfit(self, ctx)
         if config["model"]["blend_nbsvm"]:
@@ -229,7 +229,7 @@ class Imdb(Competition):
         if state["kind"] == "nbsvm":
             logits = self._nbsvm_logits(learn, learn.model, self._featurize(test["text"], config))
         else:
-            from plugins._imdb_ulmfit import classifier_logits
+            from harness_plugins.imdb.ulmfit import classifier_logits
 
             logits = classifier_logits(self, learn, state, test["text"], config)
             if config["model"]["blend_nbsvm"]:
@@ -255,7 +255,7 @@ class Imdb(Competition):
     # ------------------------------------------------------------------ text generation
     def generate(self, run, prompt: str, words: int = 50, temperature: float = 1.0, top_k: int = 0, seed: int = 0,
                  device=None) -> str:
-        from plugins._imdb_ulmfit import generate_text
+        from harness_plugins.imdb.ulmfit import generate_text
 
         return generate_text(run, prompt, words, temperature, top_k, seed, device)
 

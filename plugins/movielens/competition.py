@@ -17,7 +17,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from competitions import config_path
+from harness_competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config_schema import Choice, ListOf, Num
 from harness.data.files import check_no_duplicates, check_values, read_table
@@ -250,15 +250,15 @@ class MovieLens(Competition):
 
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0, n_users=500, n_items=300, n_ratings=30000):
-        from plugins._movielens_sample import write_sample
+        from harness_plugins.movielens.sample import write_sample
 
         write_sample(Path(data_dir), seed, n_users, n_items, n_ratings)
 
     # ------------------------------------------------------------------ explain
-    def explain(self, run, out_dir):
-        from plugins._movielens_explain import explain
+    def explain(self, learn, run):
+        from harness_plugins.movielens.explain import explain
 
-        return explain(self, run, out_dir)
+        return explain(learn, run, run.dir)
 
 
 @hookimpl

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from competitions import config_path
+from harness_competitions import config_path
 from harness.competition import Competition, Predictions, Prepared
 from harness.config_schema import Choice, Flag, Num
 from harness.data.files import check_file, check_no_duplicates, read_table
@@ -317,7 +317,7 @@ class DogBreeds(Competition):
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0, n_breeds=4, n_per_breed=40, n_test=40, size=64):
         require_vision()
-        from plugins._dog_breeds_sample import write_sample
+        from harness_plugins.dog_breeds.sample import write_sample
 
         write_sample(Path(data_dir), seed, n_breeds, n_per_breed, n_test, size)
 
