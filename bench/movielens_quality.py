@@ -33,7 +33,7 @@ from harness.config import apply_overrides  # noqa: E402
 from harness.data.files import read_table  # noqa: E402
 from harness.progress import echo  # noqa: E402
 from harness.train import seed_everything  # noqa: E402
-from plugins.movielens import MovieLens, MovieLensData  # noqa: E402
+from harness_plugins.movielens import MovieLens, MovieLensData  # noqa: E402
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 # The settings the config's defaults claim were chosen (regulariser, its weight, lr, epochs), per model
