@@ -37,7 +37,7 @@ from harness.data.tabular import fit_tabular, transform_tabular  # noqa: E402
 from harness.metrics import exp_rmspe_fn  # noqa: E402
 from harness.progress import echo  # noqa: E402
 from harness.train import seed_everything  # noqa: E402
-from plugins.rossmann import Rossmann  # noqa: E402
+from harness_plugins.rossmann import Rossmann  # noqa: E402
 
 KAGGLE_FILES = ("store.csv", "test.csv", "sample_submission.csv", "store_states.csv", "weather", "googletrend.csv")
 LGB_DEFAULT = ({"objective": "regression"}, 100)  # LightGBM's own defaults: 100 rounds, 31 leaves, lr 0.1

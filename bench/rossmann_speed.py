@@ -6,11 +6,14 @@ preprocessing, (2) one training epoch of the shared Learner against a hand-writt
 the same model, tensors, optimizer and one-cycle schedule, alternating the two.
 
     .venv/bin/python bench/rossmann_speed.py --data-dir ../shared/data/rossmann
+
+Writes its section of bench/results/rossmann_speed.md (``--out`` for another file).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -22,16 +25,19 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
 from harness import runner  # noqa: E402
 from harness.config import apply_overrides  # noqa: E402
+from harness.progress import echo, stderr_is_terminal  # noqa: E402
 from harness.train import seed_everything  # noqa: E402
-from plugins.rossmann import Rossmann  # noqa: E402
+from harness_plugins.rossmann import Rossmann  # noqa: E402
 
 FULL_ROWS = 1_017_209
 
 
 def build_full_scale(source: Path, folder: Path, rows: int) -> None:
     """Kaggle-sized files: copy k of every subset store gets id ``store + 1115 * k``."""
+    source = source.resolve()  # the links below need absolute targets
     train = pd.read_csv(source / "train_subset_100stores.csv.gz", dtype={"StateHoliday": str})
     store = pd.read_csv(source / "store.csv")
     states = pd.read_csv(source / "store_states.csv")
@@ -94,6 +100,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=2, help="epochs per loop, alternating Learner and hand loop")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
+    parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_speed.md")
     args = parser.parse_args()
 
     import torch
@@ -102,9 +109,10 @@ def main():
     comp = Rossmann()
     config = apply_overrides(comp.default_config(), args.overrides)
     folder = Path(tempfile.mkdtemp(prefix="rossmann-speed-"))
+    lines = ["## Result", "", f"Command: `{command_line()}`", "", *environment(), ""]
     started = time.perf_counter()
     build_full_scale(args.data_dir, folder, args.rows)
-    print(f"built {args.rows} rows in {folder} in {time.perf_counter() - started:.1f} s", flush=True)
+    echo(f"built {args.rows} rows in {folder} in {time.perf_counter() - started:.1f} s")
 
     t0 = time.perf_counter()
     raw = comp.load(folder, config)
@@ -113,20 +121,19 @@ def main():
     t2 = time.perf_counter()
     prepared = comp.prepare(raw, config)  # split, fit the preprocessor, transform, tensors
     t3 = time.perf_counter()
-    timings = {"read and check the files": t1 - t0, "feature engineering": t2 - t1,
-               "preprocessing (split, fit, transform, tensors)": t3 - t2}
-    print(f"train rows {len(raw.train)}, all rows with features {len(frame)}, training rows {prepared.train_dl.n_rows}")
-    for name, seconds in timings.items():
-        print(f"{name}: {seconds:.1f} s")
-    print(f"feature engineering + preprocessing: {t3 - t1:.1f} s (target < 20 s); with reading: {t3 - t0:.1f} s",
-          flush=True)
+    lines += [f"train rows {len(raw.train):,}, train and test rows with features {len(frame):,}, training rows "
+              f"{prepared.train_dl.n_rows:,}", "",
+              "| read and check the files | feature engineering | preprocessing (split, fit, transform, tensors) "
+              "| features + preprocessing (target < 20 s) |", "|---|---|---|---|",
+              f"| {t1 - t0:.1f} s | {t2 - t1:.1f} s | {t3 - t2:.1f} s | **{t3 - t1:.1f} s** |", ""]
+    echo(lines[-2])
 
     t = config["train"]
     loader = FirstBatches(prepared.train_dl, args.batches)
     learner_times, hand_times = [], []
     def time_learner(repeat):
         seed_everything(repeat)
-        learn = runner.make_learner(comp, prepared, config, device="cpu", echo=False, progress=False)
+        learn = runner.make_learner(comp, prepared, config, device="cpu", echo=False, progress=None)
         learn.train_dl, learn.valid_dl = loader, None
         started = time.perf_counter()
         learn.fit(1, t["lr"], schedule="one-cycle", pct_start=0.25)
@@ -145,15 +152,26 @@ def main():
         order = (time_learner, time_hand_loop) if repeat % 2 == 0 else (time_hand_loop, time_learner)
         for timed in order:
             timed(repeat)
-        print(f"repeat {repeat}: Learner {learner_times[-1]:.1f} s, hand loop {hand_times[-1]:.1f} s, "
-              f"ratio {learner_times[-1] / hand_times[-1]:.3f}", flush=True)
+        echo(f"repeat {repeat}: Learner {learner_times[-1]:.1f} s, hand loop {hand_times[-1]:.1f} s, "
+             f"ratio {learner_times[-1] / hand_times[-1]:.3f}")
     n_batches = len(loader)
-    print(f"\nbatches per epoch timed: {n_batches} of {len(prepared.train_dl)} (batch size {t['batch_size']})")
-    print(f"Learner (with progress bar and recorder): median {statistics.median(learner_times):.1f} s")
-    print(f"hand-written loop: median {statistics.median(hand_times):.1f} s")
-    print(f"ratio of medians: {statistics.median(learner_times) / statistics.median(hand_times):.3f} (target <= 1.05)")
-    print(f"ratio of best repeats: {min(learner_times) / min(hand_times):.3f}")
-    print(f"per-repeat ratios: {', '.join(f'{a / b:.3f}' for a, b in zip(learner_times, hand_times))}")
+    bar_state = "bar drawn: stderr is a terminal" if stderr_is_terminal() else "bar not drawn: stderr is not a terminal"
+    lines += [f"One training epoch: {n_batches} of {len(prepared.train_dl)} batches (batch size {t['batch_size']}), "
+              f"{args.repeats} repeats, alternating which loop goes first; torch threads: {args.threads}.", "",
+              "| loop | seconds per repeat | median |", "|---|---|---|",
+              f"| Learner (recorder and progress bar callbacks; {bar_state}) | {', '.join(f'{x:.1f}' for x in learner_times)} | "
+              f"{statistics.median(learner_times):.1f} |",
+              f"| hand-written loop | {', '.join(f'{x:.1f}' for x in hand_times)} | {statistics.median(hand_times):.1f} |",
+              "",
+              f"- ratio of medians: **{statistics.median(learner_times) / statistics.median(hand_times):.3f}** "
+              "(target <= 1.05)",
+              f"- ratio of best repeats: {min(learner_times) / min(hand_times):.3f}",
+              f"- per-repeat ratios: {', '.join(f'{a / b:.3f}' for a, b in zip(learner_times, hand_times))}"]
+    shutil.rmtree(folder, ignore_errors=True)  # the built train.csv is large
+    section = "\n".join(lines)
+    print(section)
+    write_section(args.out, "bench/rossmann_speed.py", section)
+    print(f"\nwritten to {args.out}")
 
 
 if __name__ == "__main__":
