@@ -35,7 +35,7 @@ def load_split(data_dir: Path, split: str) -> pd.DataFrame:
 def bench_nbsvm(data_dir: Path, args) -> None:
     import torch
 
-    from harness.metrics import roc_auc_fn
+    from harness.scoring.metrics import roc_auc_fn
     from harness.models.nbsvm import NBSVM, BagLoader, fit_nbsvm, make_featurizer
 
     train, test = load_split(data_dir, "train"), load_split(data_dir, "test")
@@ -62,8 +62,8 @@ def bench_nbsvm(data_dir: Path, args) -> None:
 
 
 def bench_lm(data_dir: Path, args) -> None:
-    from harness import runner
-    from harness.config import apply_overrides
+    from harness.runs import runner
+    from harness.config.loading import apply_overrides
     from harness_plugins.imdb import Imdb
 
     rng = np.random.default_rng(0)

@@ -71,9 +71,9 @@ def main():
     from click.testing import CliRunner
 
     from harness.cli import cli
-    from harness.leaderboard import record_run
-    from harness.plugins import get_competition
-    from harness.runs import Run
+    from harness.runs.leaderboard import record_run
+    from harness.host.plugins import get_competition
+    from harness.runs.folder import Run
     from harness.workspace import write_csv
 
     fake = FakeKaggle().start()
@@ -121,7 +121,7 @@ def main():
     rows.append(("record_run per training run (median of 20)", statistics.median(costs)))
 
     if args.fingerprint_dir:
-        from harness.fingerprint import data_files, data_fingerprint
+        from harness.data.fingerprint import data_files, data_fingerprint
 
         size = sum(p.stat().st_size for p in data_files(args.fingerprint_dir))
         seconds, _ = timed(lambda: data_fingerprint(args.fingerprint_dir))

@@ -27,9 +27,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
-from harness import runner  # noqa: E402
-from harness.competition import TrainContext  # noqa: E402
-from harness.config import apply_overrides  # noqa: E402
+from harness.runs import runner  # noqa: E402
+from harness.host.competition import TrainContext  # noqa: E402
+from harness.config.loading import apply_overrides  # noqa: E402
 from harness.data.files import read_table  # noqa: E402
 from harness.progress import echo  # noqa: E402
 from harness.train import seed_everything  # noqa: E402

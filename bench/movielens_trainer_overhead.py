@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
 from harness.data.files import read_table  # noqa: E402
 from harness.data.loaders import TensorLoader  # noqa: E402
-from harness.metrics import rmse  # noqa: E402
+from harness.scoring.metrics import rmse  # noqa: E402
 from harness.models.collab import DotProductBias  # noqa: E402
 from harness.progress import echo  # noqa: E402
 from harness.train import Learner  # noqa: E402

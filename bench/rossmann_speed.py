@@ -26,8 +26,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
-from harness import runner  # noqa: E402
-from harness.config import apply_overrides  # noqa: E402
+from harness.runs import runner  # noqa: E402
+from harness.config.loading import apply_overrides  # noqa: E402
 from harness.progress import echo, stderr_is_terminal  # noqa: E402
 from harness.train import seed_everything  # noqa: E402
 from harness_plugins.rossmann import Rossmann  # noqa: E402

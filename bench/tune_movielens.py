@@ -21,9 +21,9 @@ from pathlib import Path
 
 import torch
 
-from harness import runner
-from harness.config import apply_overrides, load_config
-from harness.plugins import get_competition
+from harness.runs import runner
+from harness.config.loading import apply_overrides, load_config
+from harness.host.plugins import get_competition
 from harness.tune import blend as blending, export
 from harness.tune.pruning import recipe_epochs
 from harness.tune.study import (Objective, check_search_space, direction_of, make_pruner, make_sampler,

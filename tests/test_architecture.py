@@ -111,13 +111,13 @@ def test_no_module_imports_a_private_name_from_another():
 
 @pytest.mark.parametrize("lower, higher", [
     ("harness.models", "harness.train"),      # models are plain torch modules
-    ("harness.models", "harness.runner"),
+    ("harness.models", "harness.runs.runner"),
     ("harness.data", "harness.train"),
-    ("harness.data", "harness.runner"),
-    ("harness.train", "harness.runner"),      # the trainer knows nothing of runs or competitions
-    ("harness.train", "harness.competition"),
-    ("harness.competition", "harness.runner"),
-    ("plugins", "harness.runner"),            # plugins are called by the run flow, never call it
+    ("harness.data", "harness.runs.runner"),
+    ("harness.train", "harness.runs.runner"),      # the trainer knows nothing of runs or competitions
+    ("harness.train", "harness.host.competition"),
+    ("harness.host.competition", "harness.runs.runner"),
+    ("plugins", "harness.runs.runner"),            # plugins are called by the run flow, never call it
     ("harness", "plugins"),                   # the host finds plugins by name, never imports them
 ])
 def test_data_flows_one_way(lower, higher):

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import tomli_w
 
-from harness.config import apply_overrides, check_config, load_config
-from harness.config_schema import Num, SCHEDULE, rule_for, rules_for
-from harness.plugins import get_competition
+from harness.config.loading import apply_overrides, check_config, load_config
+from harness.config.schema import Num, SCHEDULE, rule_for, rules_for
+from harness.host.plugins import get_competition
 from harness.errors import HarnessError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -214,7 +214,7 @@ def test_keys_without_a_rule_are_allowed_and_a_competition_can_add_rules(tmp_pat
 def test_config_errors_come_before_torch_numpy_and_pandas_are_imported(tmp_path):
     path = tmp_path / "bad.toml"
     path.write_text('name = "movielens"\n[train]\nepochs = 0\n')
-    code = ("import sys\nfrom harness.config import load_config\nfrom harness.errors import HarnessError\n"
+    code = ("import sys\nfrom harness.config.loading import load_config\nfrom harness.errors import HarnessError\n"
             f"try:\n    load_config({str(path)!r})\nexcept HarnessError as exc:\n    print(exc)\n"
             "print(sorted(m for m in ('torch', 'numpy', 'pandas') if m in sys.modules))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout

@@ -4,8 +4,8 @@ import pandas as pd
 import pytest
 
 from bench import bench_report, movielens_quality, rossmann_quality
-from harness import runner
-from harness.config import apply_overrides
+from harness.runs import runner
+from harness.config.loading import apply_overrides
 from harness_plugins.movielens import MovieLens
 from harness_plugins.rossmann import Rossmann
 

@@ -1,6 +1,6 @@
 import pytest
 
-from harness.config import apply_overrides
+from harness.config.loading import apply_overrides
 from harness.errors import HarnessError
 
 BASE = {"seed": 1, "train": {"lr": 0.01, "epochs": 3, "schedule": "one-cycle", "clip": 0.0, "sizes": [10, 5],

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from harness_competitions import config_path
-from harness.config import apply_overrides
+from harness.config.loading import apply_overrides
 from harness.errors import HarnessError
 from harness.models.vision import VisionModel
 from harness.train.callbacks import Callback
@@ -223,8 +223,8 @@ class KillAfter(Callback):
 @pytest.mark.slow
 @pytest.mark.parametrize("fit_index", [0, 1], ids=["head-on-cache", "unfrozen"])
 def test_run_killed_in_a_stage_resumes_to_the_uninterrupted_weights(cli_run, workspace, sample_dir, fit_index):
-    from harness import runner
-    from harness.runs import Run
+    from harness.runs import runner
+    from harness.runs.folder import Run
 
     comp = DogBreeds()
     cfg = config(**{"train.epochs": 2, "train.unfreeze_cycles": 2, "train.cycle_mult": 1, "predict.tta": 0})

@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plugins
-from harness.competition import Competition
+from harness.host import plugins
+from harness.host.competition import Competition
 from harness.data.files import read_table
 from harness.errors import HarnessError
-from harness.fingerprint import data_fingerprint
-from harness.hookspecs import hookimpl
-from harness.leaderboard import Leaderboard
-from harness.runs import Run
+from harness.data.fingerprint import data_fingerprint
+from harness.host.hookspecs import hookimpl
+from harness.runs.leaderboard import Leaderboard
+from harness.runs.folder import Run
 from harness.workspace import write_csv, write_json
 from fake_kaggle_server import FakeKaggle
 
@@ -555,7 +555,7 @@ class ToyLocal(Competition):
         return {"seed": 0, "train": {"epochs": 1, "lr": 0.01, "batch_size": 8}}
 
     def metrics(self, config):
-        from harness.metrics import rmse
+        from harness.scoring.metrics import rmse
 
         return [rmse]
 

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import runner
-from harness.config import config_hash
-from harness.fingerprint import data_fingerprint
-from harness.leaderboard import Leaderboard, format_table, git_commit, plot_validation_vs_public, rank_correlation
-from harness.runs import Run
+from harness.runs import runner
+from harness.config.loading import config_hash
+from harness.data.fingerprint import data_fingerprint
+from harness.runs.leaderboard import Leaderboard, format_table, git_commit, plot_validation_vs_public, rank_correlation
+from harness.runs.folder import Run
 from toy_competition import LineFit
 
 

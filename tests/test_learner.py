@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from harness.data.loaders import TensorLoader
-from harness.metrics import rmse
+from harness.scoring.metrics import rmse
 from harness.train import Callback, CancelFit, Learner, seed_everything
 from harness.train.callbacks import Checkpoint, Recorder
 
@@ -182,7 +182,7 @@ def test_lr_find_plot_title_names_the_model_and_the_suggestion(tmp_path, monkeyp
 
     import matplotlib.pyplot as plt
 
-    monkeypatch.setattr("harness.plots.save_figure", save_figure)
+    monkeypatch.setattr("harness.train.plots.save_figure", save_figure)
     result = make_learner().lr_find(num_it=30, plot_path=tmp_path / "lr.png", title="movielens dot")
     assert titles == [f"movielens dot: suggested lr {result.suggestion:.2e}"]
 
@@ -354,7 +354,7 @@ def test_bar_writes_nothing_when_stderr_is_not_a_terminal(monkeypatch, capsys):
 
 
 def test_loss_plot_epochs_are_the_table_epochs():
-    from harness.plots import loss_figure
+    from harness.train.plots import loss_figure
 
     recorder = Recorder(echo=False)
     learn = make_learner(callbacks=[])

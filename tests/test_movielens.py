@@ -99,7 +99,7 @@ def test_newer_layout_ratings_csv_trains_on_its_ratings_and_titles(cli_run, work
 
 
 def test_resume_continues_a_killed_run(cli_run, workspace, sample_dir, monkeypatch):
-    from harness import runner
+    from harness.runs import runner
     from harness.train.callbacks import Callback
 
     class Kill(Callback):

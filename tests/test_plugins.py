@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import plugins
+from harness.host import plugins
 from toy_competition import FakePlugin
 
 
@@ -55,7 +55,7 @@ def test_builtin_and_entry_point_failures_only_warn(monkeypatch, capsys):
 def test_a_competition_name_two_plugins_register_is_one_warning_naming_both(capsys):
     from toy_competition import LineFit
 
-    from harness.hookspecs import hookimpl
+    from harness.host.hookspecs import hookimpl
 
     class Impostor(LineFit):
         description = "an impostor"
@@ -98,7 +98,7 @@ def test_an_installed_distribution_loads_through_its_entry_point(tmp_path, monke
     source = tmp_path / "src"
     (source / "tiny_harness_plugin").mkdir(parents=True)
     (source / "tiny_harness_plugin" / "__init__.py").write_text(
-        "from harness.hookspecs import hookimpl\n"
+        "from harness.host.hookspecs import hookimpl\n"
         "from toy_competition import LineFit\n\n"
         "class Tiny(LineFit):\n    name = 'tiny-line-fit'\n\n"
         "@hookimpl\ndef register_competitions(register):\n    register(Tiny())\n")
@@ -127,7 +127,7 @@ def test_unknown_competition_is_one_line_exit_2(cli_run):
 def test_a_plugin_can_add_a_cli_command(cli_run):
     import click
 
-    from harness.hookspecs import hookimpl
+    from harness.host.hookspecs import hookimpl
 
     class CommandPlugin:
         @hookimpl

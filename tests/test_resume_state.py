@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from harness.data.loaders import TensorLoader
-from harness.metrics import rmse
+from harness.scoring.metrics import rmse
 from harness.train import Callback, Learner, seed_everything
 from harness.train.callbacks import Checkpoint, EarlyStopping, Recorder
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.config import apply_overrides
-from harness.metrics import exp_rmspe_fn
+from harness.config.loading import apply_overrides
+from harness.scoring.metrics import exp_rmspe_fn
 from harness_plugins.rossmann import Rossmann
 
 SMALL = ["--set", "model.layers=[64, 32]", "--set", "train.batch_size=64"]

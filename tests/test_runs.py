@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from harness.runs import Run
+from harness.runs.folder import Run
 from harness_plugins.movielens import MovieLens
 
 
@@ -140,8 +140,8 @@ def test_data_from_folder_errors_name_the_users_folder(cli_run, tmp_path):
 @pytest.mark.parametrize("path", ['C:\\models\\wt103', 'my "best" lm'])
 def test_pretrained_paths_with_backslashes_and_quotes_survive(cli_run, tmp_path, path):
     from harness.cli.common import pretrained_overrides
-    from harness.config import apply_overrides
-    from harness.plugins import get_competition
+    from harness.config.loading import apply_overrides
+    from harness.host.plugins import get_competition
 
     imdb = get_competition("imdb")
     config = apply_overrides(imdb.default_config(), pretrained_overrides(imdb, (), path, False))

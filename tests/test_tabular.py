@@ -137,7 +137,7 @@ def test_join_and_duplicate_messages_show_plain_values_not_numpy_reprs():
 
 
 def test_model_summary_names_each_embedding_by_its_column():
-    from harness.model_summary import summarize
+    from harness.models.summary import summarize
 
     model = TabularModel([(10, 5), (4, 2)], n_cont=3, layers=[8], dropouts=[0.1], emb_names=["Store", "DayOfWeek"])
     lines = summarize(model, model.layer_groups()).splitlines()

@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from harness.cli import cli
-from harness.metrics import rmse_fn
-from harness.runs import Run
+from harness.scoring.metrics import rmse_fn
+from harness.runs.folder import Run
 from harness.tune.pruning import recipe_epochs
 from harness.tune.study import default_storage, load_study, make_pruner, make_storage, optimize
 
@@ -26,7 +26,7 @@ def invoke(ws, *args, expect=0):
 
 def small_sample(ws):
     """MovieLens files in the ml-100k layout, small enough that a two-epoch trial takes a moment."""
-    from harness.plugins import get_competition
+    from harness.host.plugins import get_competition
 
     get_competition("movielens").write_sample(ws / "data" / "movielens", seed=0, n_users=120, n_items=80,
                                               n_ratings=4000)
@@ -126,8 +126,8 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
     ws = tmp_path / "ws"
     small_sample(ws)
     config = tmp_path / "search.toml"
-    from harness.config import dump_config
-    from harness.plugins import get_competition
+    from harness.config.loading import dump_config
+    from harness.host.plugins import get_competition
 
     base = get_competition("movielens").default_config()
     base["train"]["epochs"] = 1
@@ -149,8 +149,8 @@ def test_unknown_search_key_is_one_clear_error(tmp_path):
     ws = tmp_path / "ws"
     small_sample(ws)
     config = tmp_path / "bad.toml"
-    from harness.config import dump_config
-    from harness.plugins import get_competition
+    from harness.config.loading import dump_config
+    from harness.host.plugins import get_competition
 
     base = get_competition("movielens").default_config()
     base["search"] = {"model.n_factor": {"type": "int", "low": 5, "high": 10}}

@@ -4,11 +4,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from harness.competition import Competition, Predictions, Prepared
+from harness.host.competition import Competition, Predictions, Prepared
 from harness.data.files import read_table
 from harness.data.loaders import TensorLoader
-from harness.hookspecs import hookimpl
-from harness.metrics import rmse
+from harness.host.hookspecs import hookimpl
+from harness.scoring.metrics import rmse
 
 
 class LineFit(Competition):

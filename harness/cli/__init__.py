@@ -20,7 +20,7 @@ class HarnessGroup(click.Group):
     """
 
     def _load_plugin_commands(self):
-        from harness.plugins import register_plugin_commands
+        from harness.host.plugins import register_plugin_commands
 
         register_plugin_commands(self)
 

@@ -20,7 +20,7 @@ def workspace_of(ctx) -> Path:
 
 def competition_named(name):
     """The competition that an installed plugin registers as NAME (an unknown name is a HarnessError)."""
-    from harness.plugins import get_competition
+    from harness.host.plugins import get_competition
 
     return get_competition(name)
 
@@ -28,7 +28,7 @@ def competition_named(name):
 def config_for(competition, config_file, overrides, **shortcuts) -> dict:
     """The competition's config: --config FILE (else its defaults), then --set overrides, then shortcut
     options such as epochs=3 (as train.epochs=3; None means not given), checked against its schema."""
-    from harness.config import apply_overrides, load_config
+    from harness.config.loading import apply_overrides, load_config
 
     schema = competition.config_schema
     config = load_config(config_file, schema) if config_file else competition.default_config()

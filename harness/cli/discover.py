@@ -7,7 +7,7 @@ import click
 @click.command("list")
 def list_competitions():
     """List the competitions that installed plugins provide."""
-    from harness.plugins import competitions
+    from harness.host.plugins import competitions
 
     for name, comp in sorted(competitions().items()):
         slug = comp.kaggle_slug or "(scored locally)"
@@ -17,7 +17,7 @@ def list_competitions():
 @click.command("plugins")
 def list_plugins():
     """List installed plugins with their versions."""
-    from harness.plugins import plugin_infos
+    from harness.host.plugins import plugin_infos
 
     for info in plugin_infos():
         click.echo(f"{info.name:<20} {info.version:<10} {info.source}")

@@ -41,7 +41,7 @@ def leaderboard(ctx, name, refresh, kaggle_top):
     """Runs and submissions of NAME with validation, public and private scores, and a PNG of
     validation against public score (does the validation split track the leaderboard?)."""
     from harness.errors import HarnessError
-    from harness.leaderboard import Leaderboard, format_table, plot_validation_vs_public, rank_correlation
+    from harness.runs.leaderboard import Leaderboard, format_table, plot_validation_vs_public, rank_correlation
 
     if kaggle_top < 0:
         raise HarnessError(f"--kaggle {kaggle_top}: give how many of Kaggle's top entries to show, 1 or more")

@@ -12,7 +12,7 @@ from harness.cli.options import device_option
 @click.pass_context
 def runs(ctx, name):
     """List past runs with their validation scores (unfinished and failed runs too, marked)."""
-    from harness.runs import Run
+    from harness.runs.folder import Run
 
     workspace = workspace_of(ctx)
     if name:
@@ -41,11 +41,11 @@ def runs(ctx, name):
 @click.pass_context
 def explain(ctx, name, run_id):
     """Show what a trained model learned (text and a PNG plot in the run folder)."""
-    from harness.runs import Run
+    from harness.runs.folder import Run
 
     comp = competition_named(name)
     run = Run.find(workspace_of(ctx), name, run_id)
-    from harness.runner import load_learner
+    from harness.runs.runner import load_learner
 
     comp.explain(load_learner(comp, run, device="cpu"), run)
 
@@ -64,7 +64,7 @@ def explain(ctx, name, run_id):
 @click.pass_context
 def generate(ctx, name, run_id, prompt, words, temperature, top_k, seed, device):
     """Write text with a trained run's language model, continuing --prompt."""
-    from harness.runs import Run
+    from harness.runs.folder import Run
 
     comp = competition_named(name)
     run = Run.find(workspace_of(ctx), name, run_id)

@@ -29,7 +29,7 @@ from harness.workspace import data_dir_for
 def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, data_dir,
           device):
     """Train a model for competition NAME, score it on validation and write a submission."""
-    from harness.runs import Run
+    from harness.runs.folder import Run
 
     comp = competition_named(name)
     workspace = workspace_of(ctx)
@@ -48,7 +48,7 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
         config = config_for(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
     path = data_dir_for(workspace, comp, data_dir)
     # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
-    from harness import runner
+    from harness.runs import runner
 
     run = runner.train(comp, config, path, workspace, device=device, resume=run)
     summary = run.summary()
@@ -75,7 +75,7 @@ def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrai
     comp = competition_named(name)
     workspace = workspace_of(ctx)
     config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
-    from harness import runner  # after the config is checked: torch takes seconds to import
+    from harness.runs import runner  # after the config is checked: torch takes seconds to import
     from harness.train import seed_everything
 
     seed_everything(int(config.get("seed", 0)))
@@ -98,8 +98,8 @@ def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrai
 @click.pass_context
 def predict(ctx, name, run_id, data_dir, device):
     """Predict the test set with a trained run and write its submission CSV."""
-    from harness import runner
-    from harness.runs import Run
+    from harness.runs import runner
+    from harness.runs.folder import Run
 
     comp = competition_named(name)
     workspace = workspace_of(ctx)
@@ -118,7 +118,7 @@ def predict(ctx, name, run_id, data_dir, device):
 @click.pass_context
 def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, data_dir):
     """Print the model's layers with their parameter shapes and counts."""
-    from harness.runs import Run
+    from harness.runs.folder import Run
 
     comp = competition_named(name)
     workspace = workspace_of(ctx)
@@ -127,11 +127,11 @@ def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, 
         config, state = run.config(), run.state()
     else:
         config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
-        from harness import runner
+        from harness.runs import runner
 
         raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
         state = comp.prepare(raw, config).state
-    from harness.model_summary import summarize
+    from harness.models.summary import summarize
 
     net = comp.build_model(state, config)
     click.echo(summarize(net, comp.layer_groups(net)))

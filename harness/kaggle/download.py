@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import click
 
 from harness.errors import HarnessError
-from harness.fingerprint import data_files, data_fingerprint, workspace_cache
+from harness.data.fingerprint import data_files, data_fingerprint, workspace_cache
 from harness.progress import echo
 from harness.workspace import atomic_dir, write_json
 

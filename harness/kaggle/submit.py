@@ -21,10 +21,10 @@ import pandas as pd
 
 from harness.data.files import read_table
 from harness.errors import HarnessError
-from harness.leaderboard import Leaderboard, now
+from harness.runs.leaderboard import Leaderboard, now
 from harness.progress import progress_bar
-from harness.runs import Run
-from harness.submission import check_answers, validate_submission
+from harness.runs.folder import Run
+from harness.scoring.submission import check_answers, validate_submission
 from harness.workspace import data_dir_for
 
 SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
@@ -56,7 +56,7 @@ def submission_file(competition, run: Run, data_dir: Path) -> Path:
     if path.exists():
         return path
     if run.path("model.pt").exists():
-        from harness import runner
+        from harness.runs import runner
 
         click.echo(f"run {run.id} has no submission.csv; predicting the test set with its model")
         return runner.predict(competition, run, data_dir)
@@ -167,7 +167,7 @@ def wait_for_score(client, slug: str, ref: int, wait: float, poll: float = 5.0, 
 
 def submit(competition, workspace: Path, run_id: str = "latest", message: str | None = None, dry_run: bool = False,
            data_dir=None, wait: float = 600.0, poll: float = 5.0, client=None) -> SubmitResult:
-    from harness.fingerprint import data_fingerprint, workspace_cache
+    from harness.data.fingerprint import data_fingerprint, workspace_cache
 
     run = Run.find(workspace, competition.name, run_id)
     data_dir = data_dir_for(workspace, competition, data_dir)

@@ -12,7 +12,7 @@ import torch
 
 from harness.data.files import check_file
 from harness.errors import HarnessError
-from harness.metrics import perplexity
+from harness.scoring.metrics import perplexity
 from harness.models.awd_lstm import LanguageModel, sample_next
 from harness.train import Learner
 from harness.train.rates import lr_per_group

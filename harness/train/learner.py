@@ -13,9 +13,9 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from harness.device import pick_device
+from harness.train.device import pick_device
 from harness.errors import HarnessError
-from harness.metrics import Metric
+from harness.scoring.metrics import Metric
 from harness.train.callbacks import EVENTS, CancelFit, Callback, Recorder
 from harness.train.rates import lr_per_group
 from harness.train.rng import rng_state, set_rng_state

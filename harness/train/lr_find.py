@@ -20,7 +20,7 @@ class LRFindResult:
 
     def plot(self, path, title: str = "lr_find") -> None:
         """Loss against rate (PNG), titled ``title`` and the suggested rate."""
-        from harness.plots import plt, save_figure
+        from harness.train.plots import plt, save_figure
 
         fig, ax = plt.subplots(figsize=(6, 4))
         ax.plot(self.lrs, self.losses)

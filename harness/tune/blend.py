@@ -16,9 +16,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from harness.config import config_hash
+from harness.config.loading import config_hash
 from harness.errors import HarnessError
-from harness.runs import Run
+from harness.runs.folder import Run
 from harness.workspace import write_csv
 
 COMPLETE = optuna.trial.TrialState.COMPLETE

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import optuna
 
-from harness.config import apply_overrides, dump_config
+from harness.config.loading import apply_overrides, dump_config
 from harness.errors import HarnessError
-from harness.runs import Run
+from harness.runs.folder import Run
 from harness.workspace import write_text
 
 COMPLETE = optuna.trial.TrialState.COMPLETE

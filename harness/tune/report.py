@@ -46,7 +46,7 @@ def save_plots(study: optuna.Study, out_dir: Path) -> list[Path]:
     """Optimisation history, importances and parallel coordinates as PNG files."""
     from optuna.visualization import matplotlib as ovm
 
-    import harness.plots  # noqa: F401  (selects the Agg backend)
+    import harness.train.plots  # noqa: F401  (selects the Agg backend)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     n_done = len(study.get_trials(deepcopy=False, states=(COMPLETE,)))

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import optuna
 
-from harness import runner
-from harness.config import apply_overrides, get
+from harness.runs import runner
+from harness.config.loading import apply_overrides, get
 from harness.errors import HarnessError
 from harness.progress import echo, progress_bar
 from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget

@@ -20,13 +20,13 @@ import numpy as np
 import pandas as pd
 
 from harness_competitions import config_path
-from harness.competition import Competition, Predictions, Prepared
-from harness.config_schema import Choice, Flag, Num
+from harness.host.competition import Competition, Predictions, Prepared
+from harness.config.schema import Choice, Flag, Num
 from harness.data.files import check_file, check_no_duplicates, read_table
 from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
+from harness.host.hookspecs import hookimpl
 from harness.progress import echo
-from harness.submission import validate_submission
+from harness.scoring.submission import validate_submission
 from harness.workspace import cache_dir
 
 # torch is imported where a model or loader is made, so that config and file errors come first.
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
 def log_loss_of_log_probs(log_probs, targets) -> float:
     """The model returns log-probabilities; Kaggle's log loss is on probabilities (clipped)."""
-    from harness.metrics import log_loss_fn
+    from harness.scoring.metrics import log_loss_fn
 
     return log_loss_fn(np.exp(np.asarray(log_probs, np.float64)), targets)
 
@@ -208,7 +208,7 @@ class DogBreeds(Competition):
         return nn.NLLLoss()
 
     def metrics(self, config):
-        from harness.metrics import Metric, accuracy
+        from harness.scoring.metrics import Metric, accuracy
 
         return [Metric("log_loss", log_loss_of_log_probs), accuracy]
 
@@ -218,7 +218,7 @@ class DogBreeds(Competition):
 
         from harness.data.images import eval_transform, precompute_activations
         from harness.data.loaders import TensorLoader
-        from harness.metrics import accuracy_fn, log_loss_fn
+        from harness.scoring.metrics import accuracy_fn, log_loss_fn
         from harness.models.vision import FeatureExtractor
         from harness.train.schedules import DEFAULT_MOMS
 

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from harness_competitions import config_path
-from harness.competition import Competition, Predictions, Prepared
-from harness.config_schema import COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, Choice, Flag, ListOf, Num, Text
+from harness.host.competition import Competition, Predictions, Prepared
+from harness.config.schema import COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, Choice, Flag, ListOf, Num, Text
 from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.submission import validate_submission
+from harness.host.hookspecs import hookimpl
+from harness.scoring.submission import validate_submission
 from harness_plugins.imdb import data as imdb_data
 
 # torch is imported where a model is made or run, so that config and file errors come first.
@@ -45,7 +45,7 @@ class Imdb(Competition):
     pretrained_key = "lm.pretrained"  # `harness train imdb --pretrained PATH` starts from a saved language model
     description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
     config_path = config_path("imdb")
-    # Keys the shared schema (harness.config_schema) leaves to this plugin.
+    # Keys the shared schema (harness.config.schema) leaves to this plugin.
     config_schema = {
         "data.lm_unsup": Flag(),
         "data.lm_test": Flag(),
@@ -172,7 +172,7 @@ class Imdb(Competition):
         return nn.BCEWithLogitsLoss()
 
     def metrics(self, config):
-        from harness.metrics import accuracy, roc_auc
+        from harness.scoring.metrics import accuracy, roc_auc
 
         return [accuracy, roc_auc]
 

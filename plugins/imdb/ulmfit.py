@@ -7,7 +7,7 @@ import click
 import numpy as np
 import pandas as pd
 
-from harness.competition import Prepared
+from harness.host.competition import Prepared
 from harness.errors import HarnessError
 from harness.models.awd_lstm import CLAS_DROPS, LM_DROPS, LanguageModel, PoolingClassifier, encoder_from_config
 from harness.text.batches import LMLoader, SortedBucketLoader
@@ -188,7 +188,7 @@ def classifier_logits(comp, learn, state: dict, texts, config: dict) -> np.ndarr
 
 
 def generate_text(run, prompt: str, words: int, temperature: float, top_k: int, seed: int, device=None) -> str:
-    from harness.device import pick_device
+    from harness.train.device import pick_device
     from harness.text.tokenizer import Tokenizer, detokenize
     from harness.text.ulmfit import generate, load_lm_file, load_pretrained_into
 

@@ -18,11 +18,11 @@ import numpy as np
 import pandas as pd
 
 from harness_competitions import config_path
-from harness.competition import Competition, Predictions, Prepared
-from harness.config_schema import Choice, ListOf, Num
+from harness.host.competition import Competition, Predictions, Prepared
+from harness.config.schema import Choice, ListOf, Num
 from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
+from harness.host.hookspecs import hookimpl
 
 # torch is imported where a model or loader is made, so that config and file errors come first.
 if TYPE_CHECKING:
@@ -217,7 +217,7 @@ class MovieLens(Competition):
         return nn.MSELoss()
 
     def metrics(self, config):
-        from harness.metrics import rmse
+        from harness.scoring.metrics import rmse
 
         return [rmse]
 

@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 
 from harness_competitions import config_path
-from harness.competition import Competition, Predictions, Prepared
-from harness.config import config_hash
-from harness.config_schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
+from harness.host.competition import Competition, Predictions, Prepared
+from harness.config.loading import config_hash
+from harness.config.schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
 from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
 from harness.errors import HarnessError
-from harness.hookspecs import hookimpl
-from harness.submission import validate_submission
+from harness.host.hookspecs import hookimpl
+from harness.scoring.submission import validate_submission
 from harness_plugins.rossmann import features
 
 # torch is imported where a model or loader is made, so that config and file errors come first.
@@ -171,7 +171,7 @@ class Rossmann(Competition):
         return nn.MSELoss()
 
     def metrics(self, config):
-        from harness.metrics import exp_rmspe
+        from harness.scoring.metrics import exp_rmspe
 
         return [exp_rmspe]
 

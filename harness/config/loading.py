@@ -2,7 +2,7 @@
 
 A config is a nested dict. ``--set section.key=value`` overrides one entry; the new value must
 have the type of the default (an int is accepted where a float is expected). Every value is checked
-against ``harness.config_schema`` when a config is read and when a key is set, so a bad value is one
+against ``harness.config.schema`` when a config is read and when a key is set, so a bad value is one
 line naming the key, the value, the rule and where it came from, before anything is created.
 Nothing here imports torch, numpy or pandas.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomli_w
 
-from harness.config_schema import check_value, problems, rules_for
+from harness.config.schema import check_value, problems, rules_for
 from harness.errors import HarnessError
 
 

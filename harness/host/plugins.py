@@ -15,7 +15,8 @@ from importlib import metadata
 import click
 import pluggy
 
-from harness import __version__, hookspecs
+from harness import __version__
+from harness.host import hookspecs
 from harness.errors import HarnessError
 
 BUILTIN_PLUGINS = (

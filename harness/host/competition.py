@@ -1,6 +1,6 @@
 """What a competition plugin provides. Subclass ``Competition`` and override what is special.
 
-The shared flow (``harness.runner``) calls these in order:
+The shared flow (``harness.runs.runner``) calls these in order:
 
     load(data_dir, config)            -> raw data, checked (HarnessError names the file/column)
     check_inputs(raw, config)         -> checks that need no model (test ids against the sample...)
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.config import load_config
+from harness.config.loading import load_config
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:  # only for annotations: loading a plugin must not import torch, numpy or pandas
@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # only for annotations: loading a plugin must not import torc
     import pandas as pd
     from torch import nn
 
-    from harness.metrics import Metric
+    from harness.scoring.metrics import Metric
 
 
 @dataclass
@@ -47,7 +47,7 @@ class TrainContext:
     learn: Any  # harness.train.Learner
     config: dict
     prepared: Prepared
-    run: Any  # harness.runs.Run
+    run: Any  # harness.runs.folder.Run
     workspace: Path
 
 
@@ -71,7 +71,7 @@ class Competition:
     submission_probabilities: bool = False  # rows of class probabilities that must sum to 1
     solution_file: str = "solution.csv"  # held-out answers for competitions scored locally
     pretrained_key: str | None = None  # the config key `harness train --pretrained PATH` sets
-    # Rules for this competition's own config keys (key -> harness.config_schema rule), checked with
+    # Rules for this competition's own config keys (key -> harness.config.schema rule), checked with
     # the shared ones whenever its config is read or a key is set.
     config_schema: dict = {}
 
@@ -156,7 +156,7 @@ class Competition:
         The default reads the config's [search] table, e.g.
         ``"model.dropout" = {type = "float", low = 0.0, high = 0.5}``.
         """
-        from harness.search_space import suggest_from_config
+        from harness.config.search_space import suggest_from_config
 
         return suggest_from_config(trial, config)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.config import dump_config, load_config
+from harness.config.loading import dump_config, load_config
 from harness.errors import HarnessError
 from harness.workspace import atomic_path, write_json, write_text
 
@@ -196,7 +196,7 @@ class Run:
         if history:
             import pandas as pd
 
-            from harness.plots import plot_losses
+            from harness.train.plots import plot_losses
             from harness.workspace import write_csv
 
             write_csv(self.path(f"{prefix}history.csv"), pd.DataFrame(history))

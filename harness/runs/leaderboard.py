@@ -21,7 +21,7 @@ import click
 import numpy as np
 
 from harness.errors import HarnessError
-from harness.runs import Run
+from harness.runs.folder import Run
 
 DB_NAME = "leaderboard.sqlite"
 SCHEMA = """
@@ -80,7 +80,7 @@ class Leaderboard:
     # ------------------------------------------------------------------ writing
     def record_run(self, run: Run, data_fingerprint: str | None = None) -> None:
         """Insert or update a run from its folder (config, summary); tolerant of runs without them (blends)."""
-        from harness.config import config_hash, dump_config
+        from harness.config.loading import config_hash, dump_config
 
         summary = run.summary()
         config = run.config() if run.path("config.toml").exists() else None
@@ -153,7 +153,7 @@ class Leaderboard:
 def record_run(workspace, run: Run, data_dir) -> None:
     """Record a finished training run; called by the runner, so it is cheap and never fatal."""
     try:
-        from harness.fingerprint import data_fingerprint, workspace_cache
+        from harness.data.fingerprint import data_fingerprint, workspace_cache
 
         fingerprint = data_fingerprint(data_dir, workspace_cache(workspace)) if data_dir else None
         Leaderboard(workspace).record_run(run, fingerprint)
@@ -199,7 +199,7 @@ def rank_correlation(x, y) -> float | None:
 
 def plot_validation_vs_public(rows: list[dict], path, competition: str) -> int:
     """Scatter validation against public score for runs with both; the number of points plotted."""
-    from harness.plots import plt, save_figure
+    from harness.train.plots import plt, save_figure
 
     points = [(r["validation_score"], r["public_score"], r["run_id"]) for r in rows
               if r.get("validation_score") is not None and r.get("public_score") is not None]

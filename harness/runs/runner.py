@@ -8,11 +8,11 @@ from pathlib import Path
 
 import torch
 
-from harness.competition import Competition, Predictions, TrainContext
-from harness.config import config_hash
+from harness.host.competition import Competition, Predictions, TrainContext
+from harness.config.loading import config_hash
 from harness.errors import HarnessError
-from harness.leaderboard import record_run
-from harness.runs import Run
+from harness.runs.leaderboard import record_run
+from harness.runs.folder import Run
 from harness.train import Learner, seed_everything
 from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Recorder
 from harness.workspace import write_csv, write_json

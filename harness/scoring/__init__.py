@@ -1,0 +1,1 @@
+"""Scoring: metrics (metrics.py) and submission checks against the sample submission (submission.py)."""
