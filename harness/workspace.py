@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import shutil
@@ -12,6 +13,9 @@ from harness.errors import HarnessError
 
 DEFAULT_WORKSPACE = "harness-work"
 WORKSPACE_ENV = "HARNESS_WORKSPACE"
+# The workspace of the command or run in progress, for caches deep in a plugin (token ids, CNN
+# activations). Set by `using_workspace` (the CLI, runner.train and runner.predict), never by the environment.
+CURRENT_WORKSPACE: contextvars.ContextVar[Path | None] = contextvars.ContextVar("harness_workspace", default=None)
 
 
 def workspace_dir(override: str | os.PathLike | None = None) -> Path:
@@ -36,9 +40,20 @@ def data_dir_for(workspace: Path, competition, data_dir: str | Path | None) -> P
     return path
 
 
+@contextlib.contextmanager
+def using_workspace(path):
+    """Make ``path`` the workspace that ``cache_dir`` uses inside the block."""
+    token = CURRENT_WORKSPACE.set(Path(path))
+    try:
+        yield Path(path)
+    finally:
+        CURRENT_WORKSPACE.reset(token)
+
+
 def cache_dir(kind: str) -> Path:
-    """<workspace>/cache/<kind>: caches that outlive a run (token ids, CNN activations)."""
-    return workspace_dir() / "cache" / kind
+    """<workspace>/cache/<kind>: caches that outlive a run (token ids, CNN activations); the workspace
+    of the command or run in progress, else $HARNESS_WORKSPACE or ./harness-work."""
+    return (CURRENT_WORKSPACE.get() or workspace_dir()) / "cache" / kind
 
 
 @contextlib.contextmanager

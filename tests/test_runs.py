@@ -178,3 +178,22 @@ def test_interrupted_run_is_listed_as_interrupted(cli_run, workspace, data, monk
     (run,) = runs_of(workspace)
     assert run.status() == "interrupted"
     assert "interrupted" in cli_run("runs", "movielens").output
+
+
+def test_caches_follow_the_workspace_of_the_command_not_the_environment(cli_run, tmp_path, monkeypatch):
+    import os
+
+    from harness.workspace import WORKSPACE_ENV, cache_dir, using_workspace
+
+    monkeypatch.delenv(WORKSPACE_ENV, raising=False)
+    with using_workspace(tmp_path / "a"):
+        assert cache_dir("tokens") == tmp_path / "a" / "cache" / "tokens"
+        with using_workspace(tmp_path / "b"):
+            assert cache_dir("tokens") == tmp_path / "b" / "cache" / "tokens"
+        assert cache_dir("tokens") == tmp_path / "a" / "cache" / "tokens"
+    from click.testing import CliRunner
+
+    from harness.cli import cli
+
+    CliRunner().invoke(cli, ["--workspace", str(tmp_path / "c"), "list"], catch_exceptions=False)
+    assert WORKSPACE_ENV not in os.environ  # the CLI no longer passes it to deep code through the environment

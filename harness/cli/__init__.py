@@ -1,14 +1,13 @@
 """The `harness` command line: the click group and main(); commands live in one module per family."""
 from __future__ import annotations
 
-import os
 
 import click
 
 from harness import __version__
 from harness.cli import data, discover, kaggle, runs, train, tune
 from harness.errors import HarnessError
-from harness.workspace import WORKSPACE_ENV
+from harness.workspace import using_workspace
 
 
 class HarnessGroup(click.Group):
@@ -53,7 +52,8 @@ def cli(ctx, workspace):
     """A Kaggle competition harness: competitions as plugins, one PyTorch trainer."""
     ctx.ensure_object(dict)
     ctx.obj["workspace"] = workspace
-    os.environ[WORKSPACE_ENV] = str(workspace)  # so caches deep in a plugin use the same workspace
+    # Caches deep in a plugin (token ids, activations) use this workspace for the command's duration.
+    ctx.with_resource(using_workspace(workspace))
 
 
 for _command in (discover.list_competitions, discover.list_plugins, data.data,

@@ -85,6 +85,11 @@ class Run:
     def competition(self) -> str:
         return self.dir.parent.name
 
+    @property
+    def workspace(self) -> Path:
+        """The workspace the run lives in: <workspace>/runs/<competition>/<id>."""
+        return self.dir.parent.parent.parent
+
     @staticmethod
     def folder(workspace: Path, competition: str) -> Path:
         """Where the runs of ``competition`` live: <workspace>/runs/<competition>."""

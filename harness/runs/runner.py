@@ -15,7 +15,7 @@ from harness.runs.leaderboard import record_run
 from harness.runs.folder import Run
 from harness.train import Learner, seed_everything
 from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Recorder
-from harness.workspace import write_csv, write_json
+from harness.workspace import using_workspace, write_csv, write_json
 
 
 def make_learner(competition: Competition, prepared, config: dict, device=None, callbacks=(), echo=True,
@@ -45,22 +45,23 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
     started = time.time()
     if resume is not None:
         check_resumable(resume)
-    seed_everything(int(config.get("seed", 0)))
-    raw = competition.load(data_dir, config)
-    competition.check_inputs(raw, config)  # what can fail without a model fails before training
-    prepared = competition.prepare(raw, config)
-    # The model is built before the run folder exists, so a bad config leaves nothing behind.
-    learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
-    run = resume or Run.create(workspace, competition.name, partial=True)
-    if on_run is not None:
-        on_run(run)
-    try:
-        finish_run(competition, config, raw, prepared, learn, run, data_dir, workspace, started, resumed=resume is not None)
-    except BaseException as exc:
-        if not run.finished:
-            run.mark_failed(exc)
-        raise
-    run.learner = learn
+    with using_workspace(workspace):  # caches deep in the plugin (tokens, activations) go under it
+        seed_everything(int(config.get("seed", 0)))
+        raw = competition.load(data_dir, config)
+        competition.check_inputs(raw, config)  # what can fail without a model fails before training
+        prepared = competition.prepare(raw, config)
+        # The model is built before the run folder exists, so a bad config leaves nothing behind.
+        learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
+        run = resume or Run.create(workspace, competition.name, partial=True)
+        if on_run is not None:
+            on_run(run)
+        try:
+            finish_run(competition, config, raw, prepared, learn, run, data_dir, workspace, started,
+                       resumed=resume is not None)
+        except BaseException as exc:
+            if not run.finished:
+                run.mark_failed(exc)
+            raise
     return run
 
 
@@ -142,8 +143,9 @@ def load_learner(competition: Competition, run: Run, device=None) -> Learner:
 def predict(competition: Competition, run: Run, data_dir: Path, device=None) -> Path:
     config = run.config()
     learn = load_learner(competition, run, device)
-    raw = competition.load(data_dir, config)
-    predictions = competition.predict(learn, run.state(), raw, config)
+    with using_workspace(run.workspace):
+        raw = competition.load(data_dir, config)
+        predictions = competition.predict(learn, run.state(), raw, config)
     if predictions is None:
         raise HarnessError(f"{data_dir} has no test file for {competition.name} to predict")
     save_predictions(run, competition, predictions, raw)
