@@ -149,6 +149,8 @@ COUNT = Num(1, whole=True)  # at least one
 OPTIONAL_COUNT = Num(0, whole=True)  # 0 turns the feature off
 # As harness.train.schedules.SCHEDULES (not imported: it imports torch); a test keeps them equal.
 SCHEDULE = Choice("constant", "one-cycle", "sgdr")
+# The [validation] schemes of harness.data.folds, which reads this tuple.
+VALIDATION_SCHEMES = ("holdout", "kfold", "stratified", "group", "time")
 
 SCHEMA: dict[str, Rule] = {
     "name": Text(),
@@ -201,6 +203,16 @@ SCHEMA: dict[str, Rule] = {
     "model.emb_rule": Choice("lesson", "fastai"),
     "model.emb_widths.*": OPTIONAL_COUNT,  # 0: the rule's width
     "model.y_range": ListOf(Num(), lengths=(0, 2), increasing=True),
+    # Validation (harness.data.folds): which rows score a model, fixed by split_seed, never by seed.
+    "validation.scheme": Choice(*VALIDATION_SCHEMES),
+    "validation.folds": COUNT,  # ≥ 2 for kfold, stratified and group; time may have one window
+    "validation.repeats": COUNT,
+    "validation.valid_pct": FRACTION,  # holdout: the share of rows that validate
+    "validation.group": Text(),  # a column: rows of one group are never split
+    "validation.time": Text(),  # a column of numbers or dates
+    "validation.gap": NON_NEGATIVE,  # in the time column's units (days for dates)
+    "validation.valid_size": POSITIVE,  # the same units
+    "validation.split_seed": OPTIONAL_COUNT,
 }
 
 SEARCH_TYPES = ("float", "int", "categorical")
