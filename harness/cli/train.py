@@ -23,11 +23,15 @@ from harness.workspace import data_dir_for
 @click.option("--resume", is_flag=True, help="Continue a killed or failed run from its last checkpoint (the latest "
                                              "run, or --run); a finished run is left as it is.")
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
+@click.option("--folds", type=int, help="Train K fold models: out-of-fold predictions for every training row, "
+                                        "the CV score, and one submission from their mean test outputs.")
+@click.option("--fold", "only_fold", type=int, help="With --folds: train fold I (0-based) only; "
+                                                    "`--resume --run ID` trains the rest and joins them.")
 @data_dir_option
 @device_option
 @click.pass_context
-def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, data_dir,
-          device):
+def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, folds,
+          only_fold, data_dir, device):
     """Train a model for competition NAME, score it on validation and write a submission."""
     from harness.runs.folder import Run
 
@@ -37,6 +41,8 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     if resume:
         if config_file or overrides or epochs or lr or schedule or pretrained or no_pretrained:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
+        if folds or only_fold is not None:
+            raise HarnessError("--resume continues a K-fold run with its own folds; drop --folds/--fold")
         run = Run.find(workspace, name, run_id, unfinished=True)
         if run.finished:
             click.echo(f"run {run.id} of {name} finished already ({score_text(run.summary())}); nothing to resume")
@@ -46,11 +52,23 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     else:
         overrides = pretrained_overrides(comp, overrides, pretrained, no_pretrained)
         config = config_for(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
+        if only_fold is not None and not folds:
+            raise HarnessError("--fold I needs --folds K: the number of folds it is one of")
     path = data_dir_for(workspace, comp, data_dir)
     # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
     from harness.runs import runner
 
-    run = runner.train(comp, config, path, workspace, device=device, resume=run)
+    if folds or (run is not None and run.path("folds.csv").exists()):
+        from harness.runs.kfold import train_folds
+
+        run = train_folds(comp, config, path, workspace, folds or 0, only_fold=only_fold, device=device, resume=run)
+        if not run.finished:  # --fold I: one fold of several
+            click.echo(f"run {run.id}: fold {only_fold} trained; `harness train {name} --resume --run {run.id}` "
+                       "trains the others and joins them")
+            click.echo(f"run folder: {run.dir}")
+            return
+    else:
+        run = runner.train(comp, config, path, workspace, device=device, resume=run)
     summary = run.summary()
     click.echo(f"run {run.id}: {score_text(summary)} ({summary['train_seconds']:.1f} s on {summary['device']})")
     click.echo(f"run folder: {run.dir}")

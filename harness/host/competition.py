@@ -105,7 +105,15 @@ class Competition:
         doomed run never starts."""
 
     # -------------------------------------------------------------- model and training
-    def prepare(self, raw, config: dict) -> Prepared:
+    def fold_rows(self, raw, config: dict):
+        """The training rows that validation folds are cut from (a DataFrame, one row each, with any
+        column a scheme may use: the target, a group, a date), or None if this competition trains on
+        its own split only. With it, ``prepare`` must accept ``rows``."""
+        return None
+
+    def prepare(self, raw, config: dict, rows=None) -> Prepared:
+        """Loaders and fitted state. ``rows`` = (training positions, validation positions) into
+        ``fold_rows(raw, config)`` under K folds; None: the competition's own split."""
         raise NotImplementedError
 
     def build_model(self, state: dict, config: dict) -> nn.Module:

@@ -75,8 +75,9 @@ def check_resumable(run: Run) -> None:
 
 
 def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, data_dir, workspace, started,
-               resumed: bool) -> None:
-    """Everything after the run folder exists: fit (or continue), score, predict, summary, rename."""
+               resumed: bool, record: bool = True) -> None:
+    """Everything after the run folder exists: fit (or continue), score, predict, summary, rename; and
+    (``record``) the run on the local leaderboard (a K-fold run records itself, not its folds)."""
     run.save_config(config)
     run.save_state(prepared.state)
     learn.add_callbacks([Checkpoint(run.path("checkpoints"))])
@@ -113,7 +114,8 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
         summary["submission"] = str(run.final_dir / "submission.csv")
     run.save_summary(summary)
     run.finish()
-    record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
+    if record:
+        record_run(workspace, run, data_dir)  # the local leaderboard; cheap, never fatal
 
 
 def save_predictions(run: Run, competition: Competition, predictions: Predictions, raw) -> None:

@@ -47,3 +47,16 @@ def loss_figure(history: list[dict], batch_losses: list[float], title: str = "",
 def plot_losses(history: list[dict], batch_losses: list[float], path, title: str = "", epoch_batches=None) -> None:
     """Training loss per batch (faint) and per epoch, validation loss per epoch, as a PNG."""
     save_figure(loss_figure(history, batch_losses, title, epoch_batches), path)
+
+
+def plot_fold_scores(scores: list[float], metric: str, cv: float, path, title: str = "") -> None:
+    """Each fold's validation score as a bar, and the CV score on all out-of-fold rows as a line."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.bar(range(1, len(scores) + 1), scores, color="tab:blue", alpha=0.7, label="fold")
+    ax.axhline(cv, color="tab:red", linestyle="--", label=f"CV on all out-of-fold rows: {cv:.4f}")
+    ax.set_xticks(range(1, len(scores) + 1))
+    ax.set_xlabel("fold")
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    save_figure(fig, path)

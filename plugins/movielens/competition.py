@@ -171,8 +171,16 @@ class MovieLens(Competition):
             raise HarnessError(message + "; set data.unknown_ids = \"warn\" to predict them from biases")
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, raw: MovieLensData, config) -> Prepared:
-        train, valid = self.split(raw, config)
+    def fold_rows(self, raw: MovieLensData, config):
+        """Every rating; K folds cut them at random (the predefined u1..u5 splits stay data.split)."""
+        return raw.ratings.reset_index(drop=True)
+
+    def prepare(self, raw: MovieLensData, config, rows=None) -> Prepared:
+        if rows is None:
+            train, valid = self.split(raw, config)
+        else:
+            ratings = self.fold_rows(raw, config)
+            train, valid = ratings.iloc[rows[0]], ratings.iloc[rows[1]]
         users, items = np.sort(train["user"].unique()), np.sort(train["item"].unique())
         counts = train["item"].value_counts()
         state = {

@@ -89,7 +89,7 @@ class Rossmann(Competition):
 
     def split_masks(self, frame: pd.DataFrame, config) -> tuple[np.ndarray, np.ndarray]:
         """Rows with sales, split by date: the last ``valid_days`` days of train.csv validate."""
-        has_sales = ((frame["Id"] == -1) & (frame["Sales"] > 0)).to_numpy()
+        has_sales = self.sales_mask(frame)
         days = int(config["data"]["valid_days"])
         if days <= 0:
             return has_sales, np.zeros_like(has_sales)
@@ -105,9 +105,23 @@ class Rossmann(Competition):
         return frame[train], frame[valid]
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, raw, config) -> Prepared:
+    def fold_rows(self, raw, config):
+        """The training rows with sales (those trained and scored on), in train.csv's order."""
         frame = self.features(raw, config)
-        train, valid = self.split_masks(frame, config)
+        return frame.loc[self.sales_mask(frame), ["Store", "Date", "Sales"]].reset_index(drop=True)
+
+    @staticmethod
+    def sales_mask(frame: pd.DataFrame) -> np.ndarray:
+        return ((frame["Id"] == -1) & (frame["Sales"] > 0)).to_numpy()
+
+    def prepare(self, raw, config, rows=None) -> Prepared:
+        frame = self.features(raw, config)
+        if rows is None:
+            train, valid = self.split_masks(frame, config)
+        else:  # positions into fold_rows, i.e. into the rows with sales
+            with_sales = np.flatnonzero(self.sales_mask(frame))
+            train, valid = np.zeros(len(frame), dtype=bool), np.zeros(len(frame), dtype=bool)
+            train[with_sales[rows[0]]], valid[with_sales[rows[1]]] = True, True
         cat_cols, cont_cols = self.columns(raw, config)
         # Fit on the training rows only, then transform every row once and cut the arrays:
         # much cheaper than copying a million-row frame per split.

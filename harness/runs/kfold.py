@@ -1,0 +1,164 @@
+"""Training under K folds: one model per fold, out-of-fold (OOF) predictions for every training row,
+the CV score on all of them and per fold, and one submission from the fold models' mean test outputs.
+
+A K-fold run folder holds ``folds.csv`` (the fold of every training row, so other models can be trained
+on the same rows), ``fold-<i>/`` (an ordinary run folder per fold, with its checkpoints), ``oof_preds.npy``
+and ``oof_targets.npy`` (in the order of the competition's ``fold_rows``), ``cv.csv`` and ``cv.png`` (the
+per-fold table and its plot), ``test_preds.npy`` (the mean of the folds' test outputs),
+``submission.csv`` and ``summary.json``. Killed, it resumes at the fold (and epoch) where it stopped.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+
+from harness.errors import HarnessError
+from harness.host.competition import Competition
+from harness.runs.folder import PARTIAL, Run
+from harness.runs.leaderboard import record_run
+from harness.data.folds import save_folds
+from harness.workspace import using_workspace, write_csv
+
+
+def fold_plan(rows, config: dict, n_folds: int):
+    """The folds of the training ``rows`` from the config's ``[validation]`` section (scheme, group or
+    time column, split_seed: not the training seed, so a seed sweep changes the models and never the
+    rows they are scored on), with ``n_folds`` folds."""
+    from harness.data.folds import assign_folds
+
+    validation = {**config.get("validation", {}), "folds": n_folds}
+    if validation.get("repeats", 1) != 1:
+        raise HarnessError("validation.repeats > 1 is not supported by `harness train --folds` yet; set it to 1")
+    target = validation.pop("target", None)
+    return assign_folds(rows, validation, target=rows[target] if target else None)
+
+
+def train_folds(competition: Competition, config: dict, data_dir: Path, workspace: Path, n_folds: int,
+                only_fold: int | None = None, device=None, resume: Run | None = None, echo=True,
+                progress=None) -> Run:
+    """Train the K fold models of ``competition`` (or fold ``only_fold`` alone) into one run folder."""
+    from harness.runs import runner
+    from harness.train import seed_everything
+
+    started = time.time()
+    with using_workspace(workspace):
+        raw = competition.load(data_dir, config)
+        competition.check_inputs(raw, config)
+        rows = competition.fold_rows(raw, config)
+        if rows is None:
+            raise HarnessError(f"{competition.name} cannot train under K folds yet (its plugin gives no fold_rows); "
+                               "train it without --folds")
+        if resume is not None:
+            run = resume
+            plan = read_folds(run, rows)
+        else:
+            plan = fold_plan(rows, config, n_folds)
+            if only_fold is not None:
+                plan.check_fold(only_fold)
+            run = Run.create(workspace, competition.name, partial=True)
+            run.save_config(config)
+            save_folds(plan, run.path("folds.csv"))
+        n_folds = plan.n_folds
+        click.echo(plan.describe(), err=True)
+        try:
+            wanted = range(n_folds) if only_fold is None else [only_fold]
+            for i in wanted:
+                fold_run = fold_folder(run, i)
+                if fold_run.finished:
+                    continue  # trained before the run was killed
+                train_rows, valid_rows = plan.train_index(i), plan.valid_index(i)
+                click.echo(f"fold {i + 1}/{n_folds}: {len(train_rows)} training rows, {len(valid_rows)} validation rows",
+                           err=True)
+                resumed = fold_run.dir.exists() and fold_run.checkpoint.is_file()
+                fold_run.dir.mkdir(parents=True, exist_ok=True)
+                seed_everything(int(config.get("seed", 0)))
+                prepared = competition.prepare(raw, config, rows=(train_rows, valid_rows))
+                learn = runner.make_learner(competition, prepared, config, device, echo=echo, progress=progress)
+                runner.finish_run(competition, config, raw, prepared, learn, fold_run, data_dir, workspace,
+                                  time.time(), resumed=resumed, record=False)
+            if only_fold is None:
+                combine_folds(competition, run, plan, started)
+                run.finish()
+                record_run(workspace, run, data_dir)
+        except BaseException as exc:
+            if not run.finished:
+                run.mark_failed(exc)
+            raise
+    return run
+
+
+def fold_folder(run: Run, i: int) -> Run:
+    """Fold ``i``'s run folder inside the K-fold run: ``fold-<i>/`` when finished, else ``fold-<i>.partial/``."""
+    done = run.path(f"fold-{i}")
+    return Run(done if done.is_dir() else run.path(f"fold-{i}{PARTIAL}"))
+
+
+def read_folds(run: Run, rows):
+    """The folds a K-fold run was started with (its folds.csv), checked against today's rows."""
+    from harness.data.folds import load_folds
+
+    return load_folds(run.path("folds.csv"), rows)
+
+
+def combine_folds(competition: Competition, run: Run, plan, started: float) -> None:
+    """OOF predictions and the CV score from the fold runs; the mean of their test outputs as the submission.
+    The CV score is on the rows some fold validates (all of them, but for time folds' earliest rows)."""
+    import pandas as pd
+    import torch
+
+    n_folds = plan.n_folds
+    fold_runs = [fold_folder(run, i) for i in range(n_folds)]
+    missing = [i for i, r in enumerate(fold_runs) if not r.finished]
+    if missing:
+        raise HarnessError(f"run {run.id}: fold(s) {', '.join(map(str, missing))} not trained yet; train them with "
+                           f"`harness train {competition.name} --resume --run {run.id}`")
+    metric = competition.metrics(run.config())[0]
+    first = fold_runs[0].array("valid_preds.npy")
+    first_targets = fold_runs[0].array("valid_targets.npy")
+    oof = np.full((plan.n_rows, *first.shape[1:]), np.nan, dtype=np.float64)
+    targets = np.full((plan.n_rows, *first_targets.shape[1:]), np.nan, dtype=np.float64)
+    table = []
+    for i, fold_run in enumerate(fold_runs):
+        rows = plan.valid_index(i)
+        oof[rows], targets[rows] = fold_run.array("valid_preds.npy"), fold_run.array("valid_targets.npy")
+        table.append({"fold": i, "rows": len(rows), metric.name: fold_run.summary()["primary_score"]})
+    validated = plan.validated()
+    cv = float(metric(torch.from_numpy(oof[validated].astype(first.dtype)),
+                      torch.from_numpy(targets[validated].astype(first_targets.dtype))))
+    scores = np.array([row[metric.name] for row in table], dtype=np.float64)
+    run.save_array("oof_preds.npy", oof)
+    run.save_array("oof_targets.npy", targets)
+    write_csv(run.path("cv.csv"), pd.DataFrame(table))
+    from harness.train.plots import plot_fold_scores
+
+    plot_fold_scores([row[metric.name] for row in table], metric.name, cv, run.path("cv.png"),
+                     title=f"{competition.name} {run.id}")
+    click.echo(f"{'fold':>6}  {'rows':>8}  {metric.name:>12}")
+    for row in table:
+        click.echo(f"{row['fold'] + 1:>6}  {row['rows']:>8}  {row[metric.name]:>12.5f}")
+    click.echo(f"CV {metric.name} on all {len(validated)} out-of-fold rows = {cv:.5f}; "
+               f"per fold {scores.mean():.5f} ± {scores.std(ddof=1):.5f} (mean ± sd)")
+    summary = {
+        "competition": competition.name, "run": run.id, "folds": n_folds, "scheme": plan.scheme,
+        "primary_metric": metric.name, "primary_score": cv, "direction": metric.direction,
+        "cv_score": cv, "fold_scores": scores.tolist(), "fold_mean": float(scores.mean()),
+        "fold_sd": float(scores.std(ddof=1)),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
+        "train_seconds": round(time.time() - started, 2), "epochs": fold_runs[0].summary().get("epochs"),
+        "device": fold_runs[0].summary().get("device"),
+    }
+    if all(r.path("test_preds.npy").exists() for r in fold_runs):
+        # The fold models' test outputs averaged on the scale blending uses, turned into one submission.
+        mean = np.mean([r.array("test_preds.npy") for r in fold_runs], axis=0)
+        template = pd.read_csv(fold_runs[0].path("submission.csv"))
+        submission = competition.submission_from_outputs(mean, template)
+        run.save_array("test_preds.npy", mean)
+        write_csv(run.path("submission.csv"), submission)
+        summary["submission"] = str(run.final_dir / "submission.csv")
+    run.save_summary(summary)
+    if math.isnan(cv):
+        raise HarnessError(f"run {run.id}: the CV score is NaN; see the folds' history.csv")

@@ -1,0 +1,134 @@
+"""`harness train NAME --folds K`: fold models, out-of-fold predictions for every row, the CV score,
+one submission from the folds' mean test outputs, single folds joined later, and resume at the fold."""
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from harness.runs.folder import Run
+from harness_plugins.movielens import MovieLens
+from harness_plugins.rossmann import Rossmann
+
+
+@pytest.fixture
+def ml_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ml")
+    MovieLens().write_sample(path, n_users=120, n_items=80, n_ratings=4000)
+    return path
+
+
+def only_run(workspace, name="movielens") -> Run:
+    (run,) = Run.all(workspace, name)
+    return run
+
+
+def test_every_training_row_gets_one_out_of_fold_prediction_and_the_cv_score_is_on_them(cli_run, workspace, ml_data):
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "2").output
+    run = only_run(workspace)
+    folds = pd.read_csv(run.path("folds.csv"))
+    ratings = MovieLens().fold_rows(MovieLens().load(ml_data, run.config()), run.config())
+    assert len(folds) == len(ratings) and sorted(folds["fold"].unique()) == [0, 1, 2]
+    oof, targets = run.array("oof_preds.npy"), run.array("oof_targets.npy")
+    assert not np.isnan(oof).any()
+    # the OOF targets are the ratings themselves, row for row: each row was predicted by the fold that held it out
+    assert np.allclose(targets, ratings["rating"].to_numpy())
+    cv = float(np.sqrt(np.mean((oof - targets) ** 2)))
+    summary = run.summary()
+    assert summary["cv_score"] == pytest.approx(cv, rel=1e-5)
+    assert summary["folds"] == 3 and len(summary["fold_scores"]) == 3
+    assert summary["fold_sd"] == pytest.approx(np.std(summary["fold_scores"], ddof=1))
+    assert f"CV rmse on all {len(ratings)} out-of-fold rows" in out
+    assert len(pd.read_csv(run.path("cv.csv"))) == 3 and run.path("cv.png").stat().st_size > 5000
+    # the submission is the mean of the three fold models' test outputs
+    fold_subs = [pd.read_csv(run.path(f"fold-{i}/submission.csv"))["rating"] for i in range(3)]
+    assert np.allclose(pd.read_csv(run.path("submission.csv"))["rating"], np.mean(fold_subs, axis=0))
+
+
+def test_fold_models_never_train_on_the_rows_they_score(cli_run, workspace, ml_data):
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1")
+    run = only_run(workspace)
+    folds = pd.read_csv(run.path("folds.csv"))["fold"].to_numpy()
+    ratings = MovieLens().fold_rows(MovieLens().load(ml_data, run.config()), run.config())
+    for i in range(3):
+        held_out = ratings[folds == i]
+        scored = run.array(f"fold-{i}/valid_targets.npy")
+        assert len(scored) == len(held_out) and np.allclose(scored, held_out["rating"])
+
+
+def test_the_training_seed_never_moves_a_row_to_another_fold(cli_run, workspace, ml_data):
+    for seed in ("1", "2"):
+        cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1", "--set", f"seed={seed}")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1",
+            "--set", "validation.split_seed=7")
+    a, b, c = (pd.read_csv(r.path("folds.csv"))["fold"] for r in Run.all(workspace, "movielens"))
+    assert a.equals(b) and not a.equals(c)
+
+
+def test_single_folds_are_joined_by_resume_into_the_same_result(cli_run, workspace, ml_data):
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "2")
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--fold", "1", "--epochs", "2").output
+    full, partial = Run.all(workspace, "movielens")
+    assert "fold 1 trained" in out and not partial.finished and partial.path("fold-1").is_dir()
+    cli_run("train", "movielens", "--data-dir", ml_data, "--resume", "--run", partial.id)
+    joined = Run.at(workspace, "movielens", partial.id)
+    assert joined.finished
+    assert joined.summary()["cv_score"] == pytest.approx(full.summary()["cv_score"], rel=1e-6)
+
+
+def test_killed_k_fold_run_resumes_at_the_fold_where_it_stopped(cli_run, workspace, ml_data, monkeypatch):
+    from harness.runs import runner
+
+    original = runner.finish_run
+    calls = []
+
+    def finish_run(competition, config, raw, prepared, learn, run, *args, **kwargs):
+        calls.append(run.dir.name)
+        if run.dir.name == "fold-1.partial" and calls.count("fold-1.partial") == 1:
+            raise KeyboardInterrupt  # killed during the second fold
+        return original(competition, config, raw, prepared, learn, run, *args, **kwargs)
+
+    monkeypatch.setattr(runner, "finish_run", finish_run)
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1", expect=1)
+    run = only_run(workspace)
+    assert run.status() == "interrupted" and run.path("fold-0").is_dir()
+    cli_run("train", "movielens", "--data-dir", ml_data, "--resume")
+    assert calls == ["fold-0.partial", "fold-1.partial", "fold-1.partial", "fold-2.partial"]  # fold 0 not retrained
+    assert Run.at(workspace, "movielens", run.id).finished
+
+
+def test_rossmann_time_folds_never_validate_on_the_past(cli_run, workspace, tmp_path):
+    data = tmp_path / "rossmann"
+    Rossmann().write_sample(data)
+    cli_run("train", "rossmann", "--data-dir", data, "--folds", "2", "--epochs", "1",
+            "--set", "model.layers=[16]", "--set", "model.dropouts=[0.0]")
+    run = only_run(workspace, "rossmann")
+    comp = Rossmann()
+    raw = comp.load(data, run.config())
+    rows = comp.fold_rows(raw, run.config())
+    folds = pd.read_csv(run.path("folds.csv"))
+    assert run.summary()["scheme"] == "time"
+    for i in range(2):
+        valid_dates = rows["Date"][folds["fold"] == i]
+        # a window of valid_size = 48 days, as Kaggle's test period (days without sales, Sundays, drop out)
+        assert 40 <= (valid_dates.max() - valid_dates.min()).days < 48
+        trained = rows["Date"][(folds["train_from"] <= i) & (folds["fold"] != i)]
+        assert trained.max() < valid_dates.min()
+
+
+def test_folds_options_are_checked(cli_run, workspace, ml_data):
+    assert "--fold I needs --folds K" in cli_run("train", "movielens", "--data-dir", ml_data, "--fold", "1",
+                                                  expect=2).output
+    assert "fold" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--fold", "5",
+                             expect=2).output
+    assert "folds" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "1", expect=2).output
+    assert not (workspace / "runs").exists()
+
+
+def test_a_competition_without_fold_rows_says_so(cli_run, workspace, tmp_path):
+    from harness_plugins.imdb import Imdb
+
+    Imdb().write_sample(tmp_path / "imdb")
+    out = cli_run("train", "imdb", "--data-dir", tmp_path / "imdb", "--folds", "3", expect=2).output
+    assert "imdb cannot train under K folds yet" in out
