@@ -132,3 +132,41 @@ def test_a_competition_without_fold_rows_says_so(cli_run, workspace, tmp_path):
     Imdb().write_sample(tmp_path / "imdb")
     out = cli_run("train", "imdb", "--data-dir", tmp_path / "imdb", "--folds", "3", expect=2).output
     assert "imdb cannot train under K folds yet" in out
+
+
+def test_tuning_under_folds_scores_trials_by_cv_and_prunes_after_a_fold(cli_run, workspace, ml_data, tmp_path):
+    import optuna
+
+    from harness.config.loading import apply_overrides
+    from harness.host.plugins import get_competition
+    from harness.tune.study import tune
+
+    comp = get_competition("movielens")
+    config = apply_overrides(comp.default_config(), {"train.epochs": 1})
+    config["validation"]["folds"] = 2
+    study, _ = tune(comp, config, ml_data, workspace, n_trials=2, storage_url=f"sqlite:///{tmp_path / 'o.db'}",
+                    pruner="median", seed=0, progress=False)
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert len(done) == 2
+    for trial in done:
+        run = Run.at(workspace, "movielens", trial.user_attrs["run"])
+        assert run.summary()["folds"] == 2
+        assert trial.value == pytest.approx(run.summary()["cv_score"])
+        assert sorted(trial.intermediate_values) == [1, 2]  # the running mean after each fold
+        assert trial.intermediate_values[2] == pytest.approx(np.mean(run.summary()["fold_scores"]))
+
+
+def test_report_fold_stops_a_trial_whose_first_fold_is_bad():
+    import optuna
+
+    from harness.tune.study import make_pruner, report_fold
+
+    study = optuna.create_study(pruner=make_pruner("median", folds=3))
+    for value in (1.0, 1.1, 0.9, 1.0, 1.05):  # five finished trials (the pruner's start-up)
+        trial = study.ask()
+        for fold in range(3):
+            report_fold(trial, fold, [value] * (fold + 1))
+        study.tell(trial, value)
+    bad = study.ask()
+    with pytest.raises(optuna.TrialPruned, match="after fold 1"):
+        report_fold(bad, 0, [3.0])

@@ -58,9 +58,10 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
     from harness.runs import runner
 
-    if folds or (run is not None and run.path("folds.csv").exists()):
-        from harness.runs.kfold import train_folds
+    from harness.runs.kfold import config_folds, train_folds
 
+    folds = folds or (None if resume else config_folds(config))  # --folds K, or the config's validation.folds
+    if folds or (run is not None and run.path("folds.csv").exists()):
         run = train_folds(comp, config, path, workspace, folds or 0, only_fold=only_fold, device=device, resume=run)
         if not run.finished:  # --fold I: one fold of several
             click.echo(f"run {run.id}: fold {only_fold} trained; `harness train {name} --resume --run {run.id}` "

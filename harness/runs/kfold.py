@@ -24,6 +24,12 @@ from harness.data.folds import save_folds
 from harness.workspace import using_workspace, write_csv
 
 
+def config_folds(config: dict) -> int | None:
+    """K when the config asks for K-fold training (``validation.folds`` of 2 or more), else None."""
+    folds = config.get("validation", {}).get("folds")
+    return int(folds) if folds and int(folds) >= 2 else None
+
+
 def fold_plan(rows, config: dict, n_folds: int):
     """The folds of the training ``rows`` from the config's ``[validation]`` section (scheme, group or
     time column, split_seed: not the training seed, so a seed sweep changes the models and never the
@@ -39,8 +45,12 @@ def fold_plan(rows, config: dict, n_folds: int):
 
 def train_folds(competition: Competition, config: dict, data_dir: Path, workspace: Path, n_folds: int,
                 only_fold: int | None = None, device=None, resume: Run | None = None, echo=True,
-                progress=None) -> Run:
-    """Train the K fold models of ``competition`` (or fold ``only_fold`` alone) into one run folder."""
+                progress=None, on_run=None, on_fold=None) -> Run:
+    """Train the K fold models of ``competition`` (or fold ``only_fold`` alone) into one run folder.
+
+    ``on_run(run)`` is called once the run folder exists; ``on_fold(i, scores)`` after each fold with
+    the fold scores so far (tuning reports their running mean to the pruner, which may stop the run).
+    """
     from harness.runs import runner
     from harness.train import seed_everything
 
@@ -62,6 +72,8 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             run = Run.create(workspace, competition.name, partial=True)
             run.save_config(config)
             save_folds(plan, run.path("folds.csv"))
+        if on_run is not None:
+            on_run(run)
         n_folds = plan.n_folds
         click.echo(plan.describe(), err=True)
         try:
@@ -80,6 +92,9 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
                 learn = runner.make_learner(competition, prepared, config, device, echo=echo, progress=progress)
                 runner.finish_run(competition, config, raw, prepared, learn, fold_run, data_dir, workspace,
                                   time.time(), resumed=resumed, record=False)
+                if on_fold is not None:
+                    done = [fold_folder(run, j) for j in range(n_folds)]
+                    on_fold(i, [r.summary()["primary_score"] for r in done if r.finished])
             if only_fold is None:
                 combine_folds(competition, run, plan, started)
                 run.finish()

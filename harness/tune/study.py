@@ -17,9 +17,11 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import optuna
 
 from harness.runs import runner
+from harness.runs.kfold import config_folds, train_folds
 from harness.config.loading import apply_overrides, get
 from harness.errors import HarnessError
 from harness.progress import echo, progress_bar
@@ -150,8 +152,15 @@ def make_sampler(name: str, seed: int | None):
     raise HarnessError(f"--sampler {name!r}: use one of {', '.join(SAMPLERS)}")
 
 
-def make_pruner(name: str, max_epochs: int | None = None):
-    """``max_epochs``: the epochs of one run over its whole recipe (``recipe_epochs``), the steps trials report."""
+def make_pruner(name: str, max_epochs: int | None = None, folds: int | None = None):
+    """``max_epochs``: the epochs of one run over its whole recipe (``recipe_epochs``), the steps trials report;
+    under K folds (``folds``) a trial reports its running mean after each fold instead."""
+    if name == "median" and folds:
+        # Each step is a whole fold model's score: a trial whose first fold is worse than the others'
+        # median may stop after that one fold.
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
+    if name == "hyperband" and folds:
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
     if name == "median":
         # Not before half the epochs (Optuna prunes from step n_warmup_steps on): under a one-cycle schedule
         # the early scores of high-rate trials look bad and say little about the end (on MovieLens u1,
@@ -249,11 +258,17 @@ class Objective:
             config = apply_overrides(self.config, overrides)
             started, started_cpu = time.perf_counter(), time.process_time()
             with contextlib.redirect_stderr(log):  # the plugin's warnings, said once below, not every trial
-                run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
-                                   callbacks=[OptunaPruning(trial)], echo=False, progress=False,
-                                   # the run id as soon as the folder exists: a pruned, failed or killed
-                                   # trial still points at what it left behind
-                                   on_run=lambda run: trial.set_user_attr("run", run.id))
+                # The run id as soon as the folder exists: a pruned, failed or killed trial still points
+                # at what it left behind.
+                record_run = lambda run: trial.set_user_attr("run", run.id)  # noqa: E731
+                if config_folds(config):
+                    run = train_folds(self.competition, config, self.data_dir, self.workspace, config_folds(config),
+                                      device=self.device, echo=False, progress=False, on_run=record_run,
+                                      on_fold=lambda i, scores: report_fold(trial, i, scores))
+                else:
+                    run = runner.train(self.competition, config, self.data_dir, self.workspace, device=self.device,
+                                       callbacks=[OptunaPruning(trial)], echo=False, progress=False,
+                                       on_run=record_run)
         except optuna.TrialPruned:
             raise
         except Exception as exc:
@@ -278,6 +293,14 @@ class Objective:
             if line.strip() and line not in self.messages_seen:
                 self.messages_seen.add(line)
                 echo(line, err=True)
+
+
+def report_fold(trial: optuna.Trial, fold: int, scores: list[float]) -> None:
+    """After each fold: the running mean of the fold scores, so a bad trial can stop after one fold."""
+    mean = float(np.mean(scores))
+    trial.report(mean, fold + 1)
+    if trial.should_prune():
+        raise optuna.TrialPruned(f"pruned after fold {fold + 1} with a running mean of {mean:.5f}")
 
 
 def best_postfix(study: optuna.Study) -> str | None:
@@ -323,7 +346,8 @@ def tune(competition, config: dict, data_dir: Path, workspace: Path, *, n_trials
     check_search_space(config)
     storage = make_storage(storage_url, workspace, heartbeat)
     study = open_study(storage, study_name or competition.name, direction_of(competition, config),
-                       make_sampler(sampler, seed), make_pruner(pruner, recipe_epochs(competition, config)),
+                       make_sampler(sampler, seed),
+                       make_pruner(pruner, recipe_epochs(competition, config), folds=config_folds(config)),
                        config=config, competition=competition.name)
     objective = Objective(competition, config, data_dir, workspace, device)
     optimize(study, objective, n_trials, timeout, progress=progress)
