@@ -170,3 +170,25 @@ def test_report_fold_stops_a_trial_whose_first_fold_is_bad():
     bad = study.ask()
     with pytest.raises(optuna.TrialPruned, match="after fold 1"):
         report_fold(bad, 0, [3.0])
+
+
+def test_the_leaderboard_records_the_scheme_and_the_fold_spread(cli_run, workspace, ml_data):
+    import sqlite3
+
+    from harness.runs.leaderboard import Leaderboard
+
+    # an older leaderboard without the columns gets them when opened
+    workspace.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(workspace / "leaderboard.sqlite") as db:
+        db.execute("CREATE TABLE runs (competition TEXT NOT NULL, run_id TEXT NOT NULL, config TEXT, config_hash TEXT, "
+                   "git_commit TEXT, data_fingerprint TEXT, metric TEXT, direction TEXT, validation_score REAL, "
+                   "started TEXT, recorded TEXT, PRIMARY KEY (competition, run_id))")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "1")
+    kfold, holdout = sorted(Leaderboard(workspace).runs("movielens"), key=lambda r: r["run_id"])
+    run = Run.at(workspace, "movielens", kfold["run_id"])
+    assert (kfold["scheme"], kfold["folds"]) == ("kfold", 3)
+    assert kfold["validation_score"] == pytest.approx(run.summary()["cv_score"])
+    assert kfold["cv_sd"] == pytest.approx(run.summary()["fold_sd"])
+    assert holdout["scheme"] == "holdout" and holdout["cv_sd"] is None
+    assert "kfold×3" in cli_run("leaderboard", "movielens").output

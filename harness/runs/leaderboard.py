@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS submissions (
 );
 """
 SUBMISSION_FIELDS = {"kaggle_ref", "status", "public_score", "private_score", "error", "scored"}
+# Columns added since the first schema: added to an older database when it is opened.
+RUN_COLUMNS_ADDED = {"scheme": "TEXT", "folds": "INTEGER", "cv_sd": "REAL"}
 
 
 def now() -> str:
@@ -72,6 +74,10 @@ class Leaderboard:
             db = sqlite3.connect(self.path, timeout=30)
             db.row_factory = sqlite3.Row
             db.executescript(SCHEMA)
+            have = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for column, kind in RUN_COLUMNS_ADDED.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
         except sqlite3.DatabaseError as exc:  # not SQLite, or cut short
             raise HarnessError(f"{self.path} is not a readable leaderboard database ({exc}); move it away and "
                                "the next run or submission starts a new one") from None
@@ -91,6 +97,9 @@ class Leaderboard:
             "git_commit": git_commit(), "data_fingerprint": data_fingerprint,
             "metric": summary.get("primary_metric"), "direction": summary.get("direction"),
             "validation_score": _number(summary.get("primary_score")),
+            # A K-fold run: its scheme, folds and the sd of its fold scores (validation_score is the CV score).
+            "scheme": summary.get("scheme", "holdout"), "folds": summary.get("folds"),
+            "cv_sd": _number(summary.get("fold_sd")),
             "started": summary.get("started"), "recorded": now(),
         }
         with closing(self._connect()) as db, db:
@@ -174,11 +183,13 @@ def _fmt(value, width: int, digits: int = 5) -> str:
 
 
 def format_table(rows: list[dict]) -> str:
-    header = (f"{'run':<20} {'metric':<10} {'validation':>10} {'public':>10} {'private':>10} {'subs':>4} {'status':<8} "
-              f"{'config':<12} {'commit':<18} {'data':<16}")
+    header = (f"{'run':<20} {'metric':<10} {'scheme':<11} {'validation':>10} {'cv sd':>8} {'public':>10} {'private':>10} "
+              f"{'subs':>4} {'status':<8} {'config':<12} {'commit':<18} {'data':<16}")
     lines = [header]
     for r in rows:
-        lines.append(f"{r['run_id']:<20} {(r.get('metric') or '-'):<10} {_fmt(r.get('validation_score'), 10)} "
+        scheme = (r.get("scheme") or "holdout") + (f"×{r['folds']}" if r.get("folds") else "")
+        lines.append(f"{r['run_id']:<20} {(r.get('metric') or '-'):<10} {scheme:<11} {_fmt(r.get('validation_score'), 10)} "
+                     f"{_fmt(r.get('cv_sd'), 8)} "
                      f"{_fmt(r.get('public_score'), 10)} {_fmt(r.get('private_score'), 10)} {r.get('submissions', 0):>4} "
                      f"{(r.get('status') or '-'):<8} {(r.get('config_hash') or '-'):<12} "
                      f"{(r.get('git_commit') or '-'):<18} {(r.get('data_fingerprint') or '-'):<16}")
