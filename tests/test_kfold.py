@@ -192,3 +192,26 @@ def test_the_leaderboard_records_the_scheme_and_the_fold_spread(cli_run, workspa
     assert kfold["cv_sd"] == pytest.approx(run.summary()["fold_sd"])
     assert holdout["scheme"] == "holdout" and holdout["cv_sd"] is None
     assert "kfold×3" in cli_run("leaderboard", "movielens").output
+
+
+def test_movielens_predefined_folds_are_the_u1_to_u5_test_files(cli_run, workspace, ml_data, tmp_path):
+    import shutil
+
+    data = tmp_path / "ml"
+    shutil.copytree(ml_data, data)
+    ratings = pd.read_csv(data / "u.data", sep="\t", header=None)
+    part = np.random.default_rng(0).permutation(len(ratings)) % 5  # the five test files partition u.data
+    for i in range(5):
+        ratings[part == i].to_csv(data / f"u{i + 1}.test", sep="\t", header=False, index=False)
+    cli_run("train", "movielens", "--data-dir", data, "--folds", "5", "--epochs", "1",
+            "--set", 'validation.scheme="predefined"')
+    run = only_run(workspace)
+    rows = MovieLens().fold_rows(MovieLens().load(data, run.config()), run.config())
+    folds = pd.read_csv(run.path("folds.csv"))["fold"].to_numpy()
+    keyed = dict(zip(zip(ratings[0], ratings[1]), part))
+    assert [keyed[(u, i)] for u, i in zip(rows["user"], rows["item"])] == folds.tolist()
+    assert run.summary()["scheme"] == "predefined"
+    (data / "u3.test").unlink()
+    out = cli_run("train", "movielens", "--data-dir", data, "--folds", "5", "--set", 'validation.scheme="predefined"',
+                  expect=2).output
+    assert "needs u3.test" in out

@@ -33,8 +33,9 @@ def check_config(config: dict, source, schema: dict | None = None) -> dict:
     return config
 
 
-def load_config(path: str | Path, schema: dict | None = None) -> dict:
-    """Read and check a TOML config; ``schema`` adds a competition's own rules (Competition.config_schema)."""
+def load_config(path: str | Path, schema: dict | None = None, check: bool = True) -> dict:
+    """Read and check a TOML config; ``schema`` adds a competition's own rules (Competition.config_schema).
+    ``check=False`` only parses it (a run's saved config, checked with its competition's rules when the run began)."""
     path = Path(path)
     if not path.exists():
         raise HarnessError(f"config file {path} does not exist; copy one from competitions/ and edit it")
@@ -46,7 +47,7 @@ def load_config(path: str | Path, schema: dict | None = None) -> dict:
         raise HarnessError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
         raise HarnessError(f"config file {path} is not UTF-8 text; give a .toml file") from None
-    return check_config(config, path, schema)
+    return check_config(config, path, schema) if check else config
 
 
 def dump_config(config: dict) -> str:

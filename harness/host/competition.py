@@ -111,6 +111,11 @@ class Competition:
         its own split only. With it, ``prepare`` must accept ``rows``."""
         return None
 
+    def predefined_folds(self, raw, config: dict, rows):
+        """A fold plan (harness.data.folds.FoldPlan) the data itself defines, e.g. MovieLens' u1..u5 test
+        files, for ``validation.scheme = "predefined"``; None: the folds come from the [validation] scheme."""
+        return None
+
     def prepare(self, raw, config: dict, rows=None) -> Prepared:
         """Loaders and fitted state. ``rows`` = (training positions, validation positions) into
         ``fold_rows(raw, config)`` under K folds; None: the competition's own split."""

@@ -66,7 +66,7 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             run = resume
             plan = read_folds(run, rows)
         else:
-            plan = fold_plan(rows, config, n_folds)
+            plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
             if only_fold is not None:
                 plan.check_fold(only_fold)
             run = Run.create(workspace, competition.name, partial=True)
@@ -158,7 +158,9 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
     click.echo(f"CV {metric.name} on all {len(validated)} out-of-fold rows = {cv:.5f}; "
                f"per fold {scores.mean():.5f} ± {scores.std(ddof=1):.5f} (mean ± sd)")
     summary = {
-        "competition": competition.name, "run": run.id, "folds": n_folds, "scheme": plan.scheme,
+        "competition": competition.name, "run": run.id, "folds": n_folds,
+        # a plan read back from folds.csv (a resumed run) says "file": the config names the scheme
+        "scheme": plan.scheme if plan.scheme != "file" else run.config().get("validation", {}).get("scheme", "kfold"),
         "primary_metric": metric.name, "primary_score": cv, "direction": metric.direction,
         "cv_score": cv, "fold_scores": scores.tolist(), "fold_mean": float(scores.mean()),
         "fold_sd": float(scores.std(ddof=1)),

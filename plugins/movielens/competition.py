@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from harness.data.loaders import TensorLoader
 
 PREDEFINED_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+FOLD_SPLITS = ("u1", "u2", "u3", "u4", "u5")  # their test files partition u.data: the five folds
 ML100K_COLUMNS = ["user", "item", "rating", "timestamp"]
 
 
@@ -104,6 +105,8 @@ class MovieLens(Competition):
     description = "MovieLens ratings: embedding dot product / neural collaborative filtering (RMSE)"
     config_path = config_path("movielens")
     config_schema = {
+        # "predefined": ml-100k's u1..u5 test files as the five folds (the standard ml-100k protocol)
+        "validation.scheme": Choice("kfold", "predefined"),
         "data.split": Choice("random", *PREDEFINED_SPLITS),
         "data.unknown_ids": Choice("warn", "error"),
         "model.kind": Choice("dot", "nn"),
@@ -174,6 +177,26 @@ class MovieLens(Competition):
     def fold_rows(self, raw: MovieLensData, config):
         """Every rating; K folds cut them at random (the predefined u1..u5 splits stay data.split)."""
         return raw.ratings.reset_index(drop=True)
+
+    def predefined_folds(self, raw: MovieLensData, config, rows):
+        """ml-100k's u1.test .. u5.test as the five folds: each rating is in exactly one of them."""
+        if config.get("validation", {}).get("scheme") != "predefined":
+            return None
+        from harness.data.folds import FoldPlan
+
+        keys = pd.MultiIndex.from_frame(rows[["user", "item"]])
+        fold = np.full(len(rows), -1, dtype=np.int64)
+        for i, name in enumerate(FOLD_SPLITS):
+            path = raw.data_dir / f"{name}.test"
+            if not path.exists():
+                raise HarnessError(f"validation.scheme = \"predefined\" needs {path.name} in {raw.data_dir} "
+                                   "(the ml-100k layout); use scheme = \"kfold\" for other data")
+            test = read_ml100k_ratings(path, config["model"]["y_range"])
+            fold[keys.get_indexer(pd.MultiIndex.from_frame(test[["user", "item"]]))] = i
+        if (fold < 0).any():
+            raise HarnessError(f"{raw.data_dir}: {int((fold < 0).sum())} rating(s) of u.data are in none of "
+                               f"{', '.join(n + '.test' for n in FOLD_SPLITS)}; use scheme = \"kfold\"")
+        return FoldPlan(fold, scheme="predefined")
 
     def prepare(self, raw: MovieLensData, config, rows=None) -> Prepared:
         if rows is None:
