@@ -126,12 +126,18 @@ def test_folds_options_are_checked(cli_run, workspace, ml_data):
     assert not (workspace / "runs").exists()
 
 
-def test_a_competition_without_fold_rows_says_so(cli_run, workspace, tmp_path):
-    from harness_plugins.imdb import Imdb
+def test_a_competition_without_fold_rows_says_so(cli_run, workspace):
+    from toy_competition import FakePlugin
 
-    Imdb().write_sample(tmp_path / "imdb")
-    out = cli_run("train", "imdb", "--data-dir", tmp_path / "imdb", "--folds", "3", expect=2).output
-    assert "imdb cannot train under K folds yet" in out
+    from harness.host import plugins
+
+    plugins.register_plugin(FakePlugin(), name="fake-line-fit-folds")
+    try:
+        cli_run("data", "line-fit", "--sample")
+        out = cli_run("train", "line-fit", "--folds", "3", expect=2).output
+    finally:
+        plugins.unregister_plugin("fake-line-fit-folds")
+    assert "line-fit cannot train under K folds yet" in out
 
 
 def test_tuning_under_folds_scores_trials_by_cv_and_prunes_after_a_fold(cli_run, workspace, ml_data, tmp_path):
@@ -215,3 +221,19 @@ def test_movielens_predefined_folds_are_the_u1_to_u5_test_files(cli_run, workspa
     out = cli_run("train", "movielens", "--data-dir", data, "--folds", "5", "--set", 'validation.scheme="predefined"',
                   expect=2).output
     assert "needs u3.test" in out
+
+
+def test_a_config_metric_from_the_registry_becomes_the_primary_score(cli_run, workspace, ml_data):
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "1", "--set", 'metric="mae"').output
+    assert "validation mae" in out
+    run = only_run(workspace)
+    preds, targets = run.array("valid_preds.npy"), run.array("valid_targets.npy")
+    assert run.summary()["primary_score"] == pytest.approx(float(np.mean(np.abs(preds - targets))), rel=1e-5)
+    assert "rmse" in run.summary()["metrics"]  # the competition's own metrics are still reported
+
+
+@pytest.mark.parametrize("metric, message", [("roc_auc", "roc_auc"), ("nope", "unknown metric")])
+def test_a_config_metric_that_cannot_score_the_task_is_refused_before_training(cli_run, workspace, ml_data,
+                                                                                metric, message):
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--set", f'metric="{metric}"', expect=2).output
+    assert message in out and not (workspace / "runs").exists()

@@ -155,6 +155,7 @@ VALIDATION_SCHEMES = ("holdout", "kfold", "stratified", "group", "time")
 SCHEMA: dict[str, Rule] = {
     "name": Text(),
     "seed": OPTIONAL_COUNT,
+    "metric": Text(),  # a registry metric (harness.scoring.metrics.METRICS), checked against the task
     # Every fit: [train], and sections such as IMDB's [lm] that configure another fit.
     "*.epochs": COUNT,
     "*.lr": POSITIVE,
@@ -210,6 +211,7 @@ SCHEMA: dict[str, Rule] = {
     "validation.valid_pct": FRACTION,  # holdout: the share of rows that validate
     "validation.group": Text(),  # a column: rows of one group are never split
     "validation.time": Text(),  # a column of numbers or dates
+    "validation.target": Text(),  # the column of class labels the stratified scheme keeps in every fold
     "validation.gap": NON_NEGATIVE,  # in the time column's units (days for dates)
     "validation.valid_size": POSITIVE,  # the same units
     "validation.split_seed": OPTIONAL_COUNT,

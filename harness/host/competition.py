@@ -71,6 +71,9 @@ class Competition:
     submission_probabilities: bool = False  # rows of class probabilities that must sum to 1
     solution_file: str = "solution.csv"  # held-out answers for competitions scored locally
     pretrained_key: str | None = None  # the config key `harness train --pretrained PATH` sets
+    # The task its model solves (harness.scoring.tasks.get_task(...)): with it, a config's top-level
+    # `metric = "roc_auc"` picks any registry metric that fits the task as the primary one.
+    task = None
     # Rules for this competition's own config keys (key -> harness.config.schema rule), checked with
     # the shared ones whenever its config is read or a key is set.
     config_schema: dict = {}
@@ -132,6 +135,21 @@ class Competition:
 
     def metrics(self, config: dict) -> list[Metric]:
         raise NotImplementedError
+
+    def scored_by(self, config: dict) -> list[Metric]:
+        """The metrics validation reports, the primary first: the config's ``metric`` (a name from the
+        registry, harness.scoring.metrics.METRICS) if it sets one, then the competition's own."""
+        own = self.metrics(config)
+        name = config.get("metric")
+        if not name:
+            return own
+        from harness.scoring.metrics import get_metric, learner_metric
+
+        if self.task is None:
+            raise HarnessError(f"metric = {name!r}: competition {self.name} declares no task, so only its own "
+                               f"metrics ({', '.join(m.name for m in own)}) can score it; drop the metric key")
+        chosen = learner_metric(get_metric(name), self.task)
+        return [chosen, *[m for m in own if m.name != chosen.name]]
 
     def callbacks(self, config: dict) -> list:
         """Extra trainer callbacks this competition's training needs (regularisers, state resets)."""

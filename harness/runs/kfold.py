@@ -131,7 +131,7 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
     if missing:
         raise HarnessError(f"run {run.id}: fold(s) {', '.join(map(str, missing))} not trained yet; train them with "
                            f"`harness train {competition.name} --resume --run {run.id}`")
-    metric = competition.metrics(run.config())[0]
+    metric = competition.scored_by(run.config())[0]
     first = fold_runs[0].array("valid_preds.npy")
     first_targets = fold_runs[0].array("valid_targets.npy")
     oof = np.full((plan.n_rows, *first.shape[1:]), np.nan, dtype=np.float64)

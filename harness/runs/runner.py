@@ -28,7 +28,7 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
     if t.get("early_stopping_patience", 0):
         cbs.append(EarlyStopping(t["early_stopping_patience"]))
     return Learner(
-        model, prepared.train_dl, prepared.valid_dl, competition.loss_fn(config), competition.metrics(config),
+        model, prepared.train_dl, prepared.valid_dl, competition.loss_fn(config), competition.scored_by(config),
         layer_groups=competition.layer_groups(model), wd=t.get("wd", 0.01), betas=tuple(t.get("betas", (0.9, 0.99))),
         clip=t.get("clip") or None, device=device, mixed_precision=t.get("mixed_precision", "auto"), callbacks=cbs,
     )
@@ -130,7 +130,7 @@ def load_learner(competition: Competition, run: Run, device=None) -> Learner:
     """Rebuild a trained run's model from its config and preprocessing state, with its weights."""
     config, state = run.config(), run.state()
     model = competition.build_model(state, config)
-    learn = Learner(model, None, None, competition.loss_fn(config), competition.metrics(config),
+    learn = Learner(model, None, None, competition.loss_fn(config), competition.scored_by(config),
                     layer_groups=competition.layer_groups(model), device=device)
     weights = run.path("model.pt")
     if not weights.is_file():

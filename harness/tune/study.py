@@ -174,7 +174,7 @@ def make_pruner(name: str, max_epochs: int | None = None, folds: int | None = No
 
 
 def direction_of(competition, config: dict) -> str:
-    metrics = competition.metrics(config)
+    metrics = competition.scored_by(config)
     return metrics[0].direction if metrics else "minimize"
 
 

@@ -20,6 +20,7 @@ import pandas as pd
 from harness_competitions import config_path
 from harness.host.competition import Competition, Predictions, Prepared
 from harness.config.schema import Choice, ListOf, Num
+from harness.scoring.tasks import get_task
 from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.errors import HarnessError
 from harness.host.hookspecs import hookimpl
@@ -104,6 +105,7 @@ class MovieLens(Competition):
     kaggle_slug = None  # scored locally against solution.csv
     description = "MovieLens ratings: embedding dot product / neural collaborative filtering (RMSE)"
     config_path = config_path("movielens")
+    task = get_task("regression")  # ratings; `metric = "mae"` in a config scores by MAE instead of RMSE
     config_schema = {
         # "predefined": ml-100k's u1..u5 test files as the five folds (the standard ml-100k protocol)
         "validation.scheme": Choice("kfold", "predefined"),

@@ -20,6 +20,7 @@ from harness_competitions import config_path
 from harness.host.competition import Competition, Predictions, Prepared
 from harness.config.loading import config_hash
 from harness.config.schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
+from harness.scoring.tasks import get_task
 from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
 from harness.errors import HarnessError
 from harness.host.hookspecs import hookimpl
@@ -42,6 +43,7 @@ class Rossmann(Competition):
     kaggle_slug = "rossmann-store-sales"
     description = "Rossmann store sales: entity embeddings on engineered features (RMSPE)"
     config_path = config_path("rossmann")
+    task = get_task("regression")  # on log(Sales): registry metrics score the log scale (rmspe: exp_rmspe's own)
     config_schema = {
         "data.valid_days": OPTIONAL_COUNT,  # 0: no validation
         "data.events": ListOf(Choice(*features.EVENTS)),
