@@ -80,6 +80,15 @@ def stratified_split(labels: np.ndarray, valid_pct: float, seed: int) -> tuple[n
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(valid, dtype=int))
 
 
+def split_seed(config) -> int:
+    """The holdout split's seed: ``validation.split_seed``, so a training-seed change never moves an image
+    between training and validation. A config without ``[validation]`` (a run saved before it existed)
+    splits by the training seed, as it did then, so resuming it keeps its split."""
+    if "validation" not in config:
+        return int(config.get("seed", 0))
+    return int(config["validation"].get("split_seed", 0))
+
+
 class DogBreeds(Competition):
     name = "dog-breeds"
     kaggle_slug = "dog-breed-identification"
@@ -161,16 +170,36 @@ class DogBreeds(Competition):
                              data_dir)
 
     # ------------------------------------------------------------------ preprocessing
-    def prepare(self, raw: DogBreedsData, config) -> Prepared:
+    def fold_rows(self, raw: DogBreedsData, config) -> pd.DataFrame:
+        """The training images K folds are cut from (path, breed; stratified by breed), in labels.csv's
+        order less any skipped unreadable image. Stratified folds need every breed in every fold's
+        training rows, so a breed with a single image stops here (the holdout split sends it to training)."""
+        rows = pd.DataFrame({"path": [str(p) for p in raw.train_paths], "breed": raw.breeds})
+        if config.get("validation", {}).get("scheme") == "stratified":
+            counts = rows["breed"].value_counts()
+            alone = sorted(counts.index[counts < 2])
+            if alone:
+                raise HarnessError(f"{len(alone)} breed(s) have a single training image ({', '.join(alone[:3])}"
+                                   f"{', ...' if len(alone) > 3 else ''}): stratified folds need at least as many "
+                                   "images of each breed as folds; add images, drop the breed from labels.csv, "
+                                   'use --set validation.scheme="kfold", or train without --folds')
+        return rows
+
+    def prepare(self, raw: DogBreedsData, config, rows=None) -> Prepared:
+        """Image loaders. ``rows`` = (training, validation) positions into ``fold_rows`` (the same order as
+        ``raw.train_paths``) under K folds; None: the stratified holdout split by validation.split_seed."""
         from harness.data.images import eval_transform, image_loader, train_transform
 
         d, t = config["data"], config["train"]
         seed = int(config.get("seed", 0))
         code = {c: i for i, c in enumerate(raw.classes)}
         y = np.array([code[b] for b in raw.breeds])
-        train_idx, valid_idx = stratified_split(y, d["valid_pct"], seed)
+        if rows is None:
+            train_idx, valid_idx = stratified_split(y, d["valid_pct"], split_seed(config))
+        else:
+            train_idx, valid_idx = (np.asarray(r, dtype=np.int64) for r in rows)
         alone = [c for c, n in zip(raw.classes, np.bincount(y, minlength=len(raw.classes))) if n == 1]
-        if alone and d["valid_pct"] > 0:
+        if alone and d["valid_pct"] > 0 and rows is None:
             echo(f"note: {len(alone)} breed(s) have a single image ({', '.join(alone[:3])}"
                  f"{', ...' if len(alone) > 3 else ''}): it goes to training, none to validation", err=True)
         from harness.data.loaders import check_batch_size

@@ -97,18 +97,27 @@ class Imdb(Competition):
         writer = {"aclImdb": imdb_sample.write_aclimdb, "kaggle": imdb_sample.write_kaggle}[layout]
         writer(Path(data_dir), seed, **sizes)
 
+    def _review_order(self, raw, config) -> np.ndarray:
+        """The labelled reviews in a random order fixed by ``validation.split_seed`` (never the training
+        seed), cut to ``data.max_train`` when set: the reviews both the holdout split and K folds use."""
+        order = np.random.default_rng(split_seed(config)).permutation(len(raw.train))
+        max_train = config["data"]["max_train"]
+        return order[:max_train] if max_train else order
+
     def split_rows(self, raw, config) -> tuple[np.ndarray, np.ndarray]:
-        """Row positions of the training and validation reviews (a seeded random split)."""
+        """Row positions of the training and validation reviews (a random split by validation.split_seed)."""
         d = config["data"]
-        rng = np.random.default_rng(config.get("seed", 0))
-        order = rng.permutation(len(raw.train))
-        if d["max_train"]:
-            order = order[: d["max_train"]]
+        order = self._review_order(raw, config)
         # valid_pct = 0 means no validation at all; any other share holds out at least one review.
         n_valid = max(1, int(round(len(order) * d["valid_pct"]))) if d["valid_pct"] > 0 else 0
         if n_valid >= len(order):
             raise HarnessError(f"data.valid_pct = {d['valid_pct']} leaves no training reviews out of {len(order)}")
         return order[n_valid:], order[:n_valid]
+
+    def fold_rows(self, raw, config) -> pd.DataFrame:
+        """The labelled training reviews K folds are cut from (id, text, label; stratified by label), in
+        their file order; with ``data.max_train``, the same reviews the holdout split would use."""
+        return raw.train.iloc[np.sort(self._review_order(raw, config))].reset_index(drop=True)
 
     # ------------------------------------------------------------------ preprocessing
     def _kind(self, config) -> str:
@@ -123,11 +132,17 @@ class Imdb(Competition):
         nb = config["nbsvm"]
         return make_featurizer(nb["n_features"], nb["ngram_max"]).transform(texts)
 
-    def prepare(self, raw, config) -> Prepared:
+    def prepare(self, raw, config, rows=None) -> Prepared:
+        """NB-SVM features or the ULMFiT loaders. ``rows`` = (training, validation) positions into
+        ``fold_rows`` under K folds; None: the holdout split of ``split_rows``."""
         from harness.models.nbsvm import BagLoader
 
-        train_rows, valid_rows = self.split_rows(raw, config)
-        train, valid = raw.train.iloc[train_rows].reset_index(drop=True), raw.train.iloc[valid_rows].reset_index(drop=True)
+        if rows is None:
+            reviews, (train_rows, valid_rows) = raw.train, self.split_rows(raw, config)
+        else:
+            reviews, (train_rows, valid_rows) = self.fold_rows(raw, config), rows
+        train = reviews.iloc[np.asarray(train_rows, dtype=np.int64)].reset_index(drop=True)
+        valid = reviews.iloc[np.asarray(valid_rows, dtype=np.int64)].reset_index(drop=True)
         state = {"kind": self._kind(config), "layout": raw.layout}
         extra = {"train": train, "valid": valid}
         if valid.empty:
@@ -176,6 +191,15 @@ class Imdb(Competition):
 
         return [accuracy, roc_auc]
 
+    def callbacks(self, config):
+        """The classifier validates in length-sorted batches; its saved validation predictions go back
+        to the reviews' order, so they line up with other runs' (blends) and with K folds' OOF rows."""
+        if self._kind(config) == "nbsvm":
+            return []
+        from harness_plugins.imdb.ulmfit import InputOrder
+
+        return [InputOrder()]
+
     # ------------------------------------------------------------------ training
     def train(self, ctx):
         learn, config, prepared = ctx.learn, ctx.config, ctx.prepared
@@ -200,9 +224,8 @@ class Imdb(Competition):
         module.set_weights(weight, bias)
 
     def _blend_valid(self, learn, prepared):
-        """Validation scores of the averaged probabilities (the valid loader yields sorted order)."""
-        order = prepared.valid_dl.order
-        nb_logits = self._nbsvm_logits(learn, learn.model.nbsvm, prepared.extra["x_valid"][order])
+        """Validation scores of the averaged probabilities (InputOrder keeps the reviews' order)."""
+        nb_logits = self._nbsvm_logits(learn, learn.model.nbsvm, prepared.extra["x_valid"])
         blended = _blend(learn.valid_preds.numpy(), nb_logits)
         import torch
 
@@ -258,6 +281,15 @@ class Imdb(Competition):
         from harness_plugins.imdb.ulmfit import generate_text
 
         return generate_text(run, prompt, words, temperature, top_k, seed, device)
+
+
+def split_seed(config) -> int:
+    """The holdout split's seed: ``validation.split_seed``, so a training-seed change never moves a review
+    between training and validation. A config without ``[validation]`` (a run saved before it existed)
+    splits by the training seed, as it did then, so resuming it keeps its split."""
+    if "validation" not in config:
+        return int(config.get("seed", 0))
+    return int(config["validation"].get("split_seed", 0))
 
 
 def _blend(net_logits: np.ndarray, nb_logits: np.ndarray) -> np.ndarray:

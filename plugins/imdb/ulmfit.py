@@ -12,6 +12,7 @@ from harness.errors import HarnessError
 from harness.models.awd_lstm import CLAS_DROPS, LM_DROPS, LanguageModel, PoolingClassifier, encoder_from_config
 from harness.text.batches import LMLoader, SortedBucketLoader
 from harness.text.vocab import Vocab
+from harness.train.callbacks import Callback
 
 
 def _counts(corpus) -> dict:
@@ -64,6 +65,23 @@ def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
     click.echo(f"vocabulary: {len(vocab)} tokens; language-model text: {len(lm_docs)} reviews, {n_tokens:,} tokens",
                err=True)
     return Prepared(train_dl, valid_dl, state, extra)
+
+
+class InputOrder(Callback):
+    """After each validation, the predictions and targets back in the validation reviews' own order:
+    the loader reads them longest first (``SortedBucketLoader.order``), and valid_preds.npy must line
+    up row for row with the reviews (K folds' OOF rows, blends with NB-SVM or other runs)."""
+
+    def after_validate(self, learn):
+        dl, preds = learn.valid_dl, learn.valid_preds
+        if not isinstance(dl, SortedBucketLoader) or preds is None or len(preds) != len(dl.docs):
+            return
+        import torch
+
+        where = torch.from_numpy(dl.order)
+        restored_preds, restored_targets = torch.empty_like(preds), torch.empty_like(learn.valid_targets)
+        restored_preds[where], restored_targets[where] = preds, learn.valid_targets
+        learn.valid_preds, learn.valid_targets = restored_preds, restored_targets
 
 
 def check_batch_size(bs: int, n_train: int) -> None:
