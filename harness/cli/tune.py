@@ -90,25 +90,75 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
         click.echo("no trial finished yet")
 
 
+# The methods of harness.tune.ensemble.METHODS, here so that `harness --help` imports no numpy.
+BLEND_METHODS = ("mean", "weights", "caruana", "stack")
+
+
 @click.command("blend")
 @click.argument("name")
-@click.option("--top-k", "k", type=int, default=5, show_default=True, help="How many of the best trials to average.")
+@click.option("--runs", "run_ids",
+              help="Comma-separated K-fold runs (ids) that share folds: blend their out-of-fold predictions and "
+                   "report the blend's honest, nested CV score.")
+@click.option("--method", type=click.Choice(BLEND_METHODS), default="mean", show_default=True,
+              help="With --runs: mean; weights (>= 0, summing to 1, fitted on OOF); caruana (greedy selection "
+                   "with replacement); stack (Ridge / LogisticRegression on the OOF predictions).")
+@click.option("--top-k", "k", type=int, help="Without --runs: how many of the study's best trials to average "
+                                             "[default: 5].")
 @storage_option
 @study_option
 @click.pass_context
-def blend(ctx, name, k, storage, study_name):
-    """Average the K best trials' predictions into a new run (submission.csv, validation score)."""
-    from harness.tune import blend as blending, study as studies
+def blend(ctx, name, run_ids, method, k, storage, study_name):
+    """Blend runs into a new run (submission.csv and a score that says what it is).
 
+    With --runs: K-fold runs that share folds, combined by --method; the blend's CV score is nested
+    (each fold predicted by a blender fitted on the other folds' OOF rows only), printed beside the
+    naive in-sample score. Without: the mean of the study's --top-k best trials, scored on the
+    validation rows that chose them (optimistic).
+    """
     comp = competition_named(name)
     workspace = workspace_of(ctx)
+    if run_ids is not None:
+        if k is not None:
+            raise HarnessError("--runs and --top-k: give one (K-fold runs, or a study's best trials)")
+        if storage or study_name:
+            raise HarnessError("--storage and --study choose a study's trials; --runs names the runs itself")
+        from harness.tune import ensemble
+
+        result = ensemble.blend_runs(comp, workspace, run_ids.split(","), method)
+        _echo_ensemble(result)
+        return
+    if method != "mean":
+        raise HarnessError(f"--method {method} needs --runs (K-fold runs): the top trials share one validation "
+                           "split, on which a fitted blend cannot be scored honestly")
+    from harness.tune import blend as blending, study as studies
+
     url = _storage_url(ctx, storage)
     study = studies.load_study(studies.make_storage(url, workspace), study_name or name, comp.name)
-    result = blending.blend(comp, study, workspace, k)
+    result = blending.blend(comp, study, workspace, 5 if k is None else k)
     best = result.trial_scores[result.best_trial]
     trials = ", ".join(str(n) for n in result.trial_scores)
     click.echo(f"blend of trials {trials}: validation {result.metric} = {result.score:.6f} "
-               f"(best single trial {result.best_trial}: {best:.6f})")
+               f"(best single trial {result.best_trial}: {best:.6f}), both on the validation rows that chose the "
+               "trials (optimistic)")
+    click.echo("  for an honest score, blend K-fold runs: harness blend NAME --runs ID1,ID2 --method ...")
+    click.echo(f"run folder: {result.run.dir}")
+    if result.run.path("submission.csv").exists():
+        click.echo(f"submission: {result.run.path('submission.csv')}")
+
+
+def _echo_ensemble(result) -> None:
+    m = result.metric
+    click.echo(f"{result.method} blend of runs {', '.join(result.members)}")
+    weights = result.run.summary().get("weights")
+    if weights:
+        click.echo("  weights: " + ", ".join(f"{run} {w:.4f}" for run, w in weights.items()))
+    for run, value in result.member_scores.items():
+        click.echo(f"  member {run}: CV {m} = {value:.6f}")
+    folds = ", ".join(f"{s:.5f}" for s in result.fold_scores)
+    click.echo(f"CV {m} = {result.cv_score:.6f} (honest: nested; each fold predicted by a blender fitted on the "
+               f"other folds' OOF rows only; per fold {folds})")
+    click.echo(f"in-sample {m} = {result.in_sample_score:.6f} (naive, optimistic: blender fitted and scored on "
+               "the same OOF rows; not an estimate of the test score)")
     click.echo(f"run folder: {result.run.dir}")
     if result.run.path("submission.csv").exists():
         click.echo(f"submission: {result.run.path('submission.csv')}")

@@ -4,7 +4,8 @@ The blend is scored on the VALIDATION predictions the trials saved (valid_preds.
 validation targets; test predictions are only averaged, never scored. Validation and test outputs
 are averaged on the same scale (the model's outputs), and the competition turns the mean test
 outputs into the submission (`Competition.submission_from_outputs`), so the validation score
-describes exactly what is submitted.
+describes exactly what is submitted. That score is optimistic: the trials were chosen (the top k)
+on these very rows. `harness.tune.ensemble` blends K-fold runs with an honest, nested CV score.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ COMPLETE = optuna.trial.TrialState.COMPLETE
 class BlendResult:
     run: Run
     metric: str
-    score: float  # the blend's validation score
+    score: float  # the blend's validation score, on the rows that chose the trials (optimistic)
     trial_scores: dict  # trial number -> its own validation score, recomputed from its predictions
     best_trial: int
 
@@ -85,6 +86,8 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
         "trial_scores": {str(n): s for n, s in trial_scores.items()},
         "metrics": {metric.name: score}, "primary_metric": metric.name, "primary_score": score,
         "direction": metric.direction, "scored_on": "validation predictions (valid_preds.npy)",
+        "primary_score_means": ("optimistic: scored on the validation rows that chose the trials (the top k by "
+                                "their validation score)"),
     }
     if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
         mean_test = np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0)
