@@ -5,6 +5,7 @@
     export.py    a trial -> a competition config that `harness train --config` reproduces
     blend.py     the K best trials' predictions averaged into a new run folder
     report.py    `--show`: best trial, trials table, importances, PNG plots
+    ensemble.py  honest OOF blends of K-fold runs (mean, weights, Caruana, stacking), fitted inside the folds
     (the click commands `harness tune` and `harness blend` live in harness/cli/tune.py)
 """
 from harness.errors import HarnessError

@@ -24,6 +24,7 @@ from harness.host.competition import Competition, Predictions, Prepared
 from harness.config.schema import Choice, Flag, Num
 from harness.data.files import check_file, check_no_duplicates, read_table
 from harness.errors import HarnessError
+from harness.scoring.tasks import get_task
 from harness.host.hookspecs import hookimpl
 from harness.progress import echo
 from harness.scoring.submission import validate_submission
@@ -94,6 +95,7 @@ class DogBreeds(Competition):
     kaggle_slug = "dog-breed-identification"
     description = "Dog breeds from photos: pretrained CNN, dropout head, precomputed activations (log loss)"
     config_path = config_path("dog-breeds")
+    task = get_task("multiclass", "log_probabilities")  # the head ends in log-softmax
     config_schema = {
         "data.corrupt_images": Choice("error", "skip"),
         # harness.models.vision.BACKBONES (not imported: torchvision is slow to load); a test keeps them equal

@@ -21,6 +21,7 @@ from harness_competitions import config_path
 from harness.host.competition import Competition, Predictions, Prepared
 from harness.config.schema import COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE, Choice, Flag, ListOf, Num, Text
 from harness.errors import HarnessError
+from harness.scoring.tasks import get_task
 from harness.host.hookspecs import hookimpl
 from harness.scoring.submission import validate_submission
 from harness_plugins.imdb import data as imdb_data
@@ -45,6 +46,7 @@ class Imdb(Competition):
     pretrained_key = "lm.pretrained"  # `harness train imdb --pretrained PATH` starts from a saved language model
     description = "IMDB sentiment: AWD-LSTM language model + ULMFiT classifier, or NB-SVM (accuracy)"
     config_path = config_path("imdb")
+    task = get_task("binary")  # the classifier emits one logit per review
     # Keys the shared schema (harness.config.schema) leaves to this plugin.
     config_schema = {
         "data.lm_unsup": Flag(),
