@@ -237,3 +237,17 @@ def test_a_config_metric_that_cannot_score_the_task_is_refused_before_training(c
                                                                                 metric, message):
     out = cli_run("train", "movielens", "--data-dir", ml_data, "--set", f'metric="{metric}"', expect=2).output
     assert message in out and not (workspace / "runs").exists()
+
+
+def test_a_second_model_trains_on_the_first_runs_folds_and_a_bad_folds_file_is_named(cli_run, workspace, ml_data,
+                                                                                     tmp_path):
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1", "--set", "validation.split_seed=5")
+    (first,) = Run.all(workspace, "movielens")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds-file", first.path("folds.csv"), "--epochs", "1",
+            "--set", "model.kind=nn")
+    second = [r for r in Run.all(workspace, "movielens") if r.id != first.id][0]
+    assert pd.read_csv(second.path("folds.csv"))["fold"].equals(pd.read_csv(first.path("folds.csv"))["fold"])
+    short = tmp_path / "short.csv"
+    pd.read_csv(first.path("folds.csv")).iloc[:-5].to_csv(short, index=False)
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--folds-file", short, expect=2).output
+    assert str(short) in out and len(out.strip().splitlines()) == 1

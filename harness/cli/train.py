@@ -27,11 +27,13 @@ from harness.workspace import data_dir_for
                                         "the CV score, and one submission from their mean test outputs.")
 @click.option("--fold", "only_fold", type=int, help="With --folds: train fold I (0-based) only; "
                                                     "`--resume --run ID` trains the rest and joins them.")
+@click.option("--folds-file", help="Train K fold models on the folds of this CSV (a K-fold run's folds.csv: "
+                                   "`row`, then `fold`), so they can be blended with that run.")
 @data_dir_option
 @device_option
 @click.pass_context
 def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, folds,
-          only_fold, data_dir, device):
+          only_fold, folds_file, data_dir, device):
     """Train a model for competition NAME, score it on validation and write a submission."""
     from harness.runs.folder import Run
 
@@ -41,8 +43,8 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     if resume:
         if config_file or overrides or epochs or lr or schedule or pretrained or no_pretrained:
             raise HarnessError("--resume continues a run with its saved config; drop --config/--set/--epochs/--lr/--schedule")
-        if folds or only_fold is not None:
-            raise HarnessError("--resume continues a K-fold run with its own folds; drop --folds/--fold")
+        if folds or only_fold is not None or folds_file:
+            raise HarnessError("--resume continues a K-fold run with its own folds; drop --folds/--fold/--folds-file")
         run = Run.find(workspace, name, run_id, unfinished=True)
         if run.finished:
             click.echo(f"run {run.id} of {name} finished already ({score_text(run.summary())}); nothing to resume")
@@ -61,8 +63,11 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     from harness.runs.kfold import config_folds, train_folds
 
     folds = folds or (None if resume else config_folds(config))  # --folds K, or the config's validation.folds
-    if folds or (run is not None and run.path("folds.csv").exists()):
-        run = train_folds(comp, config, path, workspace, folds or 0, only_fold=only_fold, device=device, resume=run)
+    if folds_file and folds:
+        raise HarnessError("--folds-file sets the folds; drop --folds")
+    if folds or folds_file or (run is not None and run.path("folds.csv").exists()):
+        run = train_folds(comp, config, path, workspace, folds or 0, only_fold=only_fold, device=device, resume=run,
+                          folds_file=folds_file)
         if not run.finished:  # --fold I: one fold of several
             click.echo(f"run {run.id}: fold {only_fold} trained; `harness train {name} --resume --run {run.id}` "
                        "trains the others and joins them")

@@ -45,11 +45,12 @@ def fold_plan(rows, config: dict, n_folds: int):
 
 def train_folds(competition: Competition, config: dict, data_dir: Path, workspace: Path, n_folds: int,
                 only_fold: int | None = None, device=None, resume: Run | None = None, echo=True,
-                progress=None, on_run=None, on_fold=None) -> Run:
+                progress=None, on_run=None, on_fold=None, folds_file=None) -> Run:
     """Train the K fold models of ``competition`` (or fold ``only_fold`` alone) into one run folder.
 
     ``on_run(run)`` is called once the run folder exists; ``on_fold(i, scores)`` after each fold with
     the fold scores so far (tuning reports their running mean to the pruner, which may stop the run).
+    ``folds_file``: train on the folds of this CSV (another run's folds.csv), so the models can be blended.
     """
     from harness.runs import runner
     from harness.train import seed_everything
@@ -66,7 +67,12 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             run = resume
             plan = read_folds(run, rows)
         else:
-            plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
+            if folds_file:
+                from harness.data.folds import load_folds
+
+                plan = load_folds(folds_file, rows)
+            else:
+                plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
             if only_fold is not None:
                 plan.check_fold(only_fold)
             run = Run.create(workspace, competition.name, partial=True)
