@@ -251,3 +251,14 @@ def test_a_second_model_trains_on_the_first_runs_folds_and_a_bad_folds_file_is_n
     pd.read_csv(first.path("folds.csv")).iloc[:-5].to_csv(short, index=False)
     out = cli_run("train", "movielens", "--data-dir", ml_data, "--folds-file", short, expect=2).output
     assert str(short) in out and len(out.strip().splitlines()) == 1
+
+
+def test_movielens_holdout_split_ignores_the_training_seed(ml_data):
+    from harness.config.loading import apply_overrides
+
+    comp = MovieLens()
+    raw = comp.load(ml_data, comp.default_config())
+    a = comp.split(raw, apply_overrides(comp.default_config(), {"seed": 1}))[1]
+    b = comp.split(raw, apply_overrides(comp.default_config(), {"seed": 2}))[1]
+    c = comp.split(raw, apply_overrides(comp.default_config(), {"validation.split_seed": 3}))[1]
+    assert a.index.equals(b.index) and not a.index.equals(c.index)

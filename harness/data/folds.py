@@ -115,6 +115,15 @@ class FoldPlan:
 
 
 # ---------------------------------------------------------------------------------------- config
+def split_seed(config: dict) -> int:
+    """The seed of a competition's own holdout split: ``validation.split_seed``, so a training-seed change
+    never moves a row between training and validation. A config without ``[validation]`` (a run saved
+    before it existed) splits by the training seed, as it did then, so resuming it keeps its split."""
+    if "validation" not in config:
+        return int(config.get("seed", 0))
+    return int(config["validation"].get("split_seed", 0))
+
+
 def validation_settings(section: Mapping | None) -> dict:
     """The ``[validation]`` section with defaults filled in, every key checked against its schema rule
     (so a section built in code is held to the same rules as a config file)."""

@@ -81,15 +81,6 @@ def stratified_split(labels: np.ndarray, valid_pct: float, seed: int) -> tuple[n
     return np.sort(np.array(train, dtype=int)), np.sort(np.array(valid, dtype=int))
 
 
-def split_seed(config) -> int:
-    """The holdout split's seed: ``validation.split_seed``, so a training-seed change never moves an image
-    between training and validation. A config without ``[validation]`` (a run saved before it existed)
-    splits by the training seed, as it did then, so resuming it keeps its split."""
-    if "validation" not in config:
-        return int(config.get("seed", 0))
-    return int(config["validation"].get("split_seed", 0))
-
-
 class DogBreeds(Competition):
     name = "dog-breeds"
     kaggle_slug = "dog-breed-identification"
@@ -197,6 +188,8 @@ class DogBreeds(Competition):
         code = {c: i for i, c in enumerate(raw.classes)}
         y = np.array([code[b] for b in raw.breeds])
         if rows is None:
+            from harness.data.folds import split_seed
+
             train_idx, valid_idx = stratified_split(y, d["valid_pct"], split_seed(config))
         else:
             train_idx, valid_idx = (np.asarray(r, dtype=np.int64) for r in rows)

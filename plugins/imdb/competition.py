@@ -102,6 +102,8 @@ class Imdb(Competition):
     def _review_order(self, raw, config) -> np.ndarray:
         """The labelled reviews in a random order fixed by ``validation.split_seed`` (never the training
         seed), cut to ``data.max_train`` when set: the reviews both the holdout split and K folds use."""
+        from harness.data.folds import split_seed
+
         order = np.random.default_rng(split_seed(config)).permutation(len(raw.train))
         max_train = config["data"]["max_train"]
         return order[:max_train] if max_train else order
@@ -283,15 +285,6 @@ class Imdb(Competition):
         from harness_plugins.imdb.ulmfit import generate_text
 
         return generate_text(run, prompt, words, temperature, top_k, seed, device)
-
-
-def split_seed(config) -> int:
-    """The holdout split's seed: ``validation.split_seed``, so a training-seed change never moves a review
-    between training and validation. A config without ``[validation]`` (a run saved before it existed)
-    splits by the training seed, as it did then, so resuming it keeps its split."""
-    if "validation" not in config:
-        return int(config.get("seed", 0))
-    return int(config["validation"].get("split_seed", 0))
 
 
 def _blend(net_logits: np.ndarray, nb_logits: np.ndarray) -> np.ndarray:

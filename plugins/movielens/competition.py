@@ -155,7 +155,9 @@ class MovieLens(Competition):
     def split(self, data: MovieLensData, config) -> tuple[pd.DataFrame, pd.DataFrame]:
         split = config["data"]["split"]
         if split == "random":
-            rng = np.random.default_rng(config.get("seed", 0))
+            from harness.data.folds import split_seed
+
+            rng = np.random.default_rng(split_seed(config))  # never the training seed: see split_seed
             order = rng.permutation(len(data.ratings))
             n_valid = int(round(len(order) * config["data"]["valid_pct"]))
             return data.ratings.iloc[order[n_valid:]], data.ratings.iloc[order[:n_valid]]
