@@ -262,3 +262,14 @@ def test_movielens_holdout_split_ignores_the_training_seed(ml_data):
     b = comp.split(raw, apply_overrides(comp.default_config(), {"seed": 2}))[1]
     c = comp.split(raw, apply_overrides(comp.default_config(), {"validation.split_seed": 3}))[1]
     assert a.index.equals(b.index) and not a.index.equals(c.index)
+
+
+def test_predict_and_explain_work_on_a_k_fold_run(cli_run, workspace, ml_data):
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1")
+    run = only_run(workspace)
+    trained = pd.read_csv(run.path("submission.csv"))
+    run.path("submission.csv").unlink()
+    assert "submission:" in cli_run("predict", "movielens", "--data-dir", ml_data).output
+    assert np.allclose(pd.read_csv(run.path("submission.csv"))["rating"], trained["rating"], atol=1e-6)
+    out = cli_run("explain", "movielens").output
+    assert "Highest item bias" in out

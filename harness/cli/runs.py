@@ -45,8 +45,12 @@ def explain(ctx, name, run_id):
 
     comp = competition_named(name)
     run = Run.find(workspace_of(ctx), name, run_id)
+    from harness.runs.kfold import is_k_fold
     from harness.runs.runner import load_learner
 
+    if is_k_fold(run):  # one model stands for the K: the first fold's
+        click.echo(f"run {run.id} is a K-fold run: explaining its first fold's model", err=True)
+        run = Run(run.path("fold-0"))
     comp.explain(load_learner(comp, run, device="cpu"), run)
 
 

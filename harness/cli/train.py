@@ -128,7 +128,10 @@ def predict(ctx, name, run_id, data_dir, device):
     comp = competition_named(name)
     workspace = workspace_of(ctx)
     run = Run.find(workspace, name, run_id)
-    path = runner.predict(comp, run, data_dir_for(workspace, comp, data_dir), device=device)
+    from harness.runs.kfold import is_k_fold, predict_folds
+
+    predict_with = predict_folds if is_k_fold(run) else runner.predict  # a K-fold run: the mean of its folds
+    path = predict_with(comp, run, data_dir_for(workspace, comp, data_dir), device=device)
     click.echo(f"submission: {path}")
 
 

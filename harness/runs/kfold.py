@@ -175,13 +175,36 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
         "device": fold_runs[0].summary().get("device"),
     }
     if all(r.path("test_preds.npy").exists() for r in fold_runs):
-        # The fold models' test outputs averaged on the scale blending uses, turned into one submission.
-        mean = np.mean([r.array("test_preds.npy") for r in fold_runs], axis=0)
-        template = pd.read_csv(fold_runs[0].path("submission.csv"))
-        submission = competition.submission_from_outputs(mean, template)
-        run.save_array("test_preds.npy", mean)
-        write_csv(run.path("submission.csv"), submission)
+        average_test_outputs(competition, run, fold_runs)
         summary["submission"] = str(run.final_dir / "submission.csv")
     run.save_summary(summary)
     if math.isnan(cv):
         raise HarnessError(f"run {run.id}: the CV score is NaN; see the folds' history.csv")
+
+
+def average_test_outputs(competition: Competition, run: Run, fold_runs: list[Run]) -> None:
+    """The fold models' test outputs averaged on the scale blending uses, turned into one submission."""
+    import pandas as pd
+
+    mean = np.mean([r.array("test_preds.npy") for r in fold_runs], axis=0)
+    template = pd.read_csv(fold_runs[0].path("submission.csv"))
+    run.save_array("test_preds.npy", mean)
+    write_csv(run.path("submission.csv"), competition.submission_from_outputs(mean, template))
+
+
+def is_k_fold(run: Run) -> bool:
+    return run.path("folds.csv").is_file()
+
+
+def predict_folds(competition: Competition, run: Run, data_dir: Path, device=None) -> Path:
+    """Predict the test set with every fold model of a K-fold run and write their mean as its submission."""
+    from harness.runs import runner
+
+    fold_runs = [Run(p) for p in sorted(run.dir.glob("fold-*")) if p.is_dir() and Run(p).finished]
+    if not fold_runs:
+        raise HarnessError(f"run {run.id} has no trained fold models; train them with "
+                           f"`harness train {competition.name} --resume --run {run.id}`")
+    for fold_run in fold_runs:
+        runner.predict(competition, fold_run, data_dir, device=device)
+    average_test_outputs(competition, run, fold_runs)
+    return run.path("submission.csv")
