@@ -16,11 +16,11 @@ from pathlib import Path
 import click
 import numpy as np
 
+from harness.data.folds import assign_folds, load_folds, save_folds
 from harness.errors import HarnessError
 from harness.host.competition import Competition
 from harness.runs.folder import PARTIAL, Run
 from harness.runs.leaderboard import record_run
-from harness.data.folds import save_folds
 from harness.workspace import using_workspace, write_csv
 
 
@@ -34,8 +34,6 @@ def fold_plan(rows, config: dict, n_folds: int):
     """The folds of the training ``rows`` from the config's ``[validation]`` section (scheme, group or
     time column, split_seed: not the training seed, so a seed sweep changes the models and never the
     rows they are scored on), with ``n_folds`` folds."""
-    from harness.data.folds import assign_folds
-
     validation = {**config.get("validation", {}), "folds": n_folds}
     if validation.get("repeats", 1) != 1:
         raise HarnessError("validation.repeats > 1 is not supported by `harness train --folds` yet; set it to 1")
@@ -68,8 +66,6 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             plan = read_folds(run, rows)
         else:
             if folds_file:
-                from harness.data.folds import load_folds
-
                 plan = load_folds(folds_file, rows)
             else:
                 plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
@@ -120,8 +116,6 @@ def fold_folder(run: Run, i: int) -> Run:
 
 def read_folds(run: Run, rows):
     """The folds a K-fold run was started with (its folds.csv), checked against today's rows."""
-    from harness.data.folds import load_folds
-
     return load_folds(run.path("folds.csv"), rows)
 
 
