@@ -59,7 +59,7 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
     trials = top_trials(study, k)
     runs = [_trial_run(t, workspace, competition.name) for t in trials]
     config = runs[0].config()
-    metrics = competition.metrics(config)
+    metrics = competition.scored_by(config)  # the metric the trials were scored by
     if not metrics or metrics[0].from_loss:
         raise HarnessError(f"{competition.name}'s primary metric is not computed from predictions; nothing to blend")
     metric = metrics[0]

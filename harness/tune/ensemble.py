@@ -371,9 +371,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
                                f"`harness train {competition.name} --resume --run {run.id}`")
     folds = _same_folds(runs)
     config = runs[0].config()
-    # the primary metric the runs' CV scores used: the config's registry `metric` where the host reads it
-    scored_by = getattr(competition, "scored_by", None)
-    metrics = scored_by(config) if scored_by is not None else competition.metrics(config)
+    metrics = competition.scored_by(config)  # the primary metric the runs' CV scores used
     if not metrics or metrics[0].from_loss:
         raise HarnessError(f"{competition.name}'s primary metric is not computed from predictions; nothing to blend")
     metric = metrics[0]
@@ -400,7 +398,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
         raise HarnessError("some validated rows have no OOF prediction; retrain the runs' missing folds")
     score = _torch_score(metric, *_dtypes(runs[0]))
     objective = Objective(score, metric.higher_is_better, squared_error=metric.name in SQUARED_ERROR)
-    task = infer_task(members[0][validated], targets[validated], getattr(competition, "task", None)) \
+    task = infer_task(members[0][validated], targets[validated], competition.task) \
         if method == "stack" else None
     # Rows no fold validates carry NaN: give them a placeholder (never fitted on nor scored).
     filled_members, filled_targets = np.nan_to_num(members), np.nan_to_num(targets)
