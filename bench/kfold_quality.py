@@ -46,6 +46,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_report import RESULTS, ROOT, command_line, environment, write_section  # noqa: E402
+from bench.rossmann_quality import data_folder  # noqa: E402  (the Kaggle layout as symlinks)
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5")
 # `model.kind = "dot"`: the config's defaults (competitions/movielens.toml), chosen by
@@ -56,7 +57,6 @@ MODELS = {
     "nn": ["model.kind=nn", "model.l2=0.05", "train.lr=0.01", "train.epochs=10"],
 }
 BLEND_METHODS = ("mean", "weights", "stack")
-ROSSMANN_FILES = ("store.csv", "test.csv", "sample_submission.csv", "store_states.csv", "weather", "googletrend.csv")
 TARGET_U1 = 0.905
 
 
@@ -112,19 +112,6 @@ def mean_sd(scores) -> str:
 def oof_rows(folder: Path) -> int:
     oof = np.load(folder / "oof_preds.npy")
     return int((~np.isnan(oof.reshape(len(oof), -1)).any(axis=1)).sum())
-
-
-def rossmann_folder(source: Path) -> Path:
-    """The Kaggle layout as symlinks in a scratch folder (nothing copied): the subset is train.csv.gz."""
-    source = source.resolve()
-    if (source / "train.csv").exists() or (source / "train.csv.gz").exists():
-        return source
-    folder = Path(tempfile.mkdtemp(prefix="kfold-bench-rossmann-"))
-    for name in ROSSMANN_FILES:
-        if (source / name).exists():
-            os.symlink(source / name, folder / name)
-    os.symlink(source / "train_subset_100stores.csv.gz", folder / "train.csv.gz")
-    return folder
 
 
 def sets(items) -> list[str]:
@@ -232,7 +219,7 @@ def describe_blender(summary: dict) -> str:
 
 
 def rossmann(cli: Cli, source: Path, epochs: int | None, lines: list[str], default_epochs: int) -> None:
-    folder = rossmann_folder(source)
+    folder = data_folder(source)
     args = ["train", "rossmann", "--data-dir", str(folder), "--folds", "3"]
     if epochs is not None:
         args += ["--epochs", str(epochs)]
