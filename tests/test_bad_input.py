@@ -139,6 +139,7 @@ def test_set_value_out_of_range_is_one_line_naming_key_value_and_set(cli_run, wo
 def test_shortcut_options_out_of_range(cli_run, workspace, option, value, key):
     result = cli_run("train", "movielens", option, value, expect=None)
     _one_error_line(result, key)
+    assert result.output.rstrip().endswith(f"({option})")  # names the option the user typed
     assert not (workspace / "runs").exists()
 
 

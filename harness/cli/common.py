@@ -32,8 +32,11 @@ def config_for(competition, config_file, overrides, **shortcuts) -> dict:
 
     schema = competition.config_schema
     config = load_config(config_file, schema) if config_file else competition.default_config()
-    extra = [f"train.{k}={v}" for k, v in shortcuts.items() if v is not None]
-    return apply_overrides(config, [*overrides, *extra], schema=schema)
+    config = apply_overrides(config, list(overrides), schema=schema)
+    for option, value in shortcuts.items():
+        if value is not None:  # an error names the option the user typed, e.g. (--lr)
+            config = apply_overrides(config, [f"train.{option}={value}"], schema=schema, source=f"--{option}")
+    return config
 
 
 def pretrained_overrides(competition, overrides, pretrained, no_pretrained) -> tuple:

@@ -108,9 +108,11 @@ def set_value(config: dict, key: str, value) -> None:
     node[leaf] = _coerce(key, value, node[leaf])
 
 
-def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict, schema: dict | None = None) -> dict:
+def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict, schema: dict | None = None,
+                    source: str | None = None) -> dict:
     """A copy of ``config`` with ``key=value`` strings (or a dict of key: value) applied; each new
-    value is checked against its rule (``schema``: a competition's extra rules)."""
+    value is checked against its rule (``schema``: a competition's extra rules). ``source`` names where
+    the values came from in an error (default: --set, or "override" for a dict)."""
     config = copy.deepcopy(config)
     items = overrides.items() if isinstance(overrides, dict) else []
     if not isinstance(overrides, dict):
@@ -122,7 +124,7 @@ def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict,
             parsed.append((key.strip(), _parse_literal(text.strip())))
         items = parsed
     rules = rules_for(config, schema)
-    source = "override" if isinstance(overrides, dict) else "--set"
+    source = source or ("override" if isinstance(overrides, dict) else "--set")
     for key, value in items:
         set_value(config, key, value)
         found = check_value(rules, key, get(config, key))
