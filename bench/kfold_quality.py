@@ -148,7 +148,7 @@ def movielens(cli: Cli, data_dir: Path, lines: list[str], overhead: bool, quick:
     ids = f"{runs['dot']['run']},{runs['nn']['run']}"
     blends = {m: cli("movielens", "blend", "movielens", "--runs", ids, "--method", m, device=False)
               for m in BLEND_METHODS}
-    lines += [f"Blends: `harness blend movielens --runs DOT,NN --method M` over the two runs above. Nested CV (honest): "
+    lines += ["Blends: `harness blend movielens --runs DOT,NN --method M` over the two runs above. Nested CV (honest): "
               "each fold's rows are predicted by a blender fitted on the other four folds' OOF rows only; fold 0's "
               "nested RMSE is therefore the ensemble's u1.test RMSE, with members trained on u1.base and a blender "
               "that never saw u1.test. In-sample (optimistic): the blender fitted on all 100,000 OOF rows and "

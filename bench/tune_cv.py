@@ -105,7 +105,6 @@ def main():
     log = lambda text: print(text, file=sys.stderr, flush=True)  # noqa: E731
     cli = Cli(workspace, args.threads or None, args.device, log)
     data_dir = args.data_dir.resolve()
-    epochs = args.epochs if args.epochs is not None else default_epochs
 
     lines = ["## Tuning under CV: the blend's honest CV against the best single trial's CV (same study)", "",
              f"Command: `{command_line()}`", "", *environment({"optuna": optuna.__version__}), ""]

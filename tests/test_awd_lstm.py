@@ -7,7 +7,7 @@ from harness.models.awd_lstm import (
     LM_DROPS, AWDLSTM, LanguageModel, LockedDropout, PoolingClassifier, WeightDropLSTM,
     embedding_dropout, lm_loss, sample_next)
 from harness.text.batches import LMLoader, SortedBucketLoader
-from harness.text.callbacks import ARTARCallback, ResetState
+from harness.text.callbacks import ARTARCallback
 from harness.text.ulmfit import discriminative_lrs, gradual_unfreezing, load_lm_file, load_pretrained_into, save_lm
 from harness.errors import HarnessError
 from harness.train import Learner

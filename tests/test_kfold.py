@@ -1,11 +1,9 @@
 """`harness train NAME --folds K`: fold models, out-of-fold predictions for every row, the CV score,
 one submission from the folds' mean test outputs, single folds joined later, and resume at the fold."""
-import json
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 from harness.runs.folder import Run
 from harness_plugins.movielens import MovieLens
@@ -123,6 +121,8 @@ def test_folds_options_are_checked(cli_run, workspace, ml_data):
     assert "fold" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--fold", "5",
                              expect=2).output
     assert "folds" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "1", expect=2).output
+    assert "give 2 or more folds" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "0",
+                                             expect=2).output
     assert not (workspace / "runs").exists()
 
 

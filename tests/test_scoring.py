@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 import sklearn.metrics as skm
-from scipy.special import expit, log_softmax, softmax
+from scipy.special import expit, softmax
 
 from harness.errors import HarnessError
 from harness.scoring import metrics

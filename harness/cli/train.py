@@ -54,6 +54,8 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     else:
         overrides = pretrained_overrides(comp, overrides, pretrained, no_pretrained)
         config = config_for(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
+        if folds is not None and folds < 2:
+            raise HarnessError(f"--folds {folds}: give 2 or more folds (or leave --folds out for one split)")
         if only_fold is not None and not folds:
             raise HarnessError("--fold I needs --folds K: the number of folds it is one of")
     path = data_dir_for(workspace, comp, data_dir)
@@ -154,8 +156,6 @@ def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, 
         config, state = run.config(), run.state()
     else:
         config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
-        from harness.runs import runner
-
         raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
         state = comp.prepare(raw, config).state
     from harness.models.summary import summarize
