@@ -50,10 +50,14 @@ def using_workspace(path):
         CURRENT_WORKSPACE.reset(token)
 
 
+def current_workspace() -> Path:
+    """The workspace of the command or run in progress, else $HARNESS_WORKSPACE or ./harness-work."""
+    return CURRENT_WORKSPACE.get() or workspace_dir()
+
+
 def cache_dir(kind: str) -> Path:
-    """<workspace>/cache/<kind>: caches that outlive a run (token ids, CNN activations); the workspace
-    of the command or run in progress, else $HARNESS_WORKSPACE or ./harness-work."""
-    return (CURRENT_WORKSPACE.get() or workspace_dir()) / "cache" / kind
+    """<workspace>/cache/<kind>: caches that outlive a run (token ids, CNN activations)."""
+    return current_workspace() / "cache" / kind
 
 
 @contextlib.contextmanager

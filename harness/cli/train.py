@@ -154,10 +154,22 @@ def model(ctx, name, config_file, overrides, run_id, pretrained, no_pretrained, 
     if run_id:
         run = Run.find(workspace, name, run_id)
         config, state = run.config(), run.state()
+        prepared = None
     else:
         config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
         raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
-        state = comp.prepare(raw, config).state
+        if comp.data_summary(raw):
+            click.echo(comp.data_summary(raw) + "\n")
+        prepared = comp.prepare(raw, config)
+        state = prepared.state
+    from harness.host.competition import Prepared
+
+    own = comp.make_learner(prepared or Prepared(None, None, state), config, echo=False, progress=False)
+    if own is not None:  # not a network (gradient boosting): its own description
+        if run_id:
+            own.load_model(run.path("model.pt"))
+        click.echo(own.describe())
+        return
     from harness.models.summary import summarize
 
     net = comp.build_model(state, config)

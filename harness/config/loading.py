@@ -50,6 +50,17 @@ def load_config(path: str | Path, schema: dict | None = None, check: bool = True
     return check_config(config, path, schema) if check else config
 
 
+def merged(defaults: dict, config: dict) -> dict:
+    """``config`` on top of ``defaults``: tables merge key by key, any other value replaces the default."""
+    out = copy.deepcopy(defaults)
+    for key, value in config.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
 def dump_config(config: dict) -> str:
     return tomli_w.dumps(config)
 

@@ -22,10 +22,14 @@ def parse_dates(frame: pd.DataFrame, column: str, source="data") -> pd.Series:
     return values
 
 
-def add_date_parts(frame: pd.DataFrame, column: str, prefix: str | None = None, elapsed: bool = True) -> pd.DataFrame:
+def add_date_parts(frame: pd.DataFrame, column: str, prefix: str | None = None, elapsed: bool = True,
+                   time: bool | None = None) -> pd.DataFrame:
     """Add ``<prefix>Year``, ``Month``, ``Week`` ... ``Is_year_start`` and ``<prefix>Elapsed`` (days since
-    1970, a plain trend feature) for the datetime ``column``. Returns the same frame (changed in place)."""
-    dates = pd.to_datetime(frame[column])
+    1970, a plain trend feature) for the datetime ``column``, and with ``time`` (None: when any value has a
+    time of day) ``Hour`` and ``Minute``, as fastai's add_datepart. Returns the same frame (changed in place)."""
+    dates = pd.to_datetime(frame[column], format="mixed")
+    if time is None:
+        time = bool((dates.dropna() != dates.dropna().dt.normalize()).any())
     prefix = column if prefix is None else prefix
     dt = dates.dt
     parts = {
@@ -35,6 +39,8 @@ def add_date_parts(frame: pd.DataFrame, column: str, prefix: str | None = None, 
         "Is_quarter_end": dt.is_quarter_end, "Is_quarter_start": dt.is_quarter_start,
         "Is_year_end": dt.is_year_end, "Is_year_start": dt.is_year_start,
     }
+    if time:
+        parts.update({"Hour": dt.hour, "Minute": dt.minute})
     for name, values in parts.items():
         frame[prefix + name] = values.to_numpy()
     if elapsed:

@@ -52,6 +52,21 @@ def check_file(path, what: str = "file") -> Path:
     return path
 
 
+def read_frame(path: Path, **read_kwargs) -> pd.DataFrame:
+    """A table by its name: Parquet, TSV, else CSV (each also inside .gz or a one-file .zip, as Kaggle ships them)."""
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        try:
+            return pd.read_parquet(path)
+        except ImportError:
+            raise HarnessError(f"{path}: reading Parquet needs pyarrow; pip install 'harness[parquet]'") from None
+        except Exception as exc:  # pyarrow's own error types for a damaged file
+            raise HarnessError(f"{path} could not be read as Parquet: {str(exc).splitlines()[0]}") from None
+    if any(name.endswith(ext) for ext in (".tsv", ".tsv.gz", ".tsv.zip")):
+        read_kwargs.setdefault("sep", "\t")
+    return pd.read_csv(path, **read_kwargs)
+
+
 def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), columns=None,
                **read_kwargs) -> pd.DataFrame:
     """Read a CSV-like file; every failure is a HarnessError naming the file (and column).
@@ -63,7 +78,7 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), c
     """
     path = check_file(path)
     try:
-        frame = pd.read_csv(path, **read_kwargs)
+        frame = read_frame(path, **read_kwargs)
     except pd.errors.EmptyDataError:
         raise HarnessError(f"{path} is empty") from None
     except DAMAGED_ARCHIVE as exc:

@@ -82,7 +82,11 @@ class Competition:
     def default_config(self) -> dict:
         if self.config_path is None:
             raise HarnessError(f"competition {self.name} has no default config")
-        return load_config(self.config_path, schema=self.config_schema)
+        return self.read_config(self.config_path)
+
+    def read_config(self, path) -> dict:
+        """A config file of this competition (its default, or a user's --config), checked."""
+        return load_config(path, schema=self.config_schema)
 
     def check_raw(self, data_dir: Path) -> None:
         """Raise HarnessError naming the first missing file (or a folder where a file should be)."""
@@ -127,6 +131,12 @@ class Competition:
     def build_model(self, state: dict, config: dict) -> nn.Module:
         raise NotImplementedError
 
+    def make_learner(self, prepared: Prepared, config: dict, echo: bool = True, progress=None):
+        """A learner for a model that is not a torch network (the tabular kind's LightGBM), with the
+        protocol of harness.train.Learner that the runner uses; None (the default): the shared Learner
+        trains ``build_model``'s network. At predict time ``prepared`` holds only the saved state."""
+        return None
+
     def layer_groups(self, model: nn.Module) -> list[list[nn.Parameter]]:
         return [list(model.parameters())]
 
@@ -168,14 +178,21 @@ class Competition:
         """Predictions for the raw data's test set, or None if it has none."""
         return None
 
-    def submission_from_outputs(self, outputs: np.ndarray, template: pd.DataFrame) -> pd.DataFrame:
+    def submission_from_outputs(self, outputs: np.ndarray, template: pd.DataFrame, valid=None,
+                                config: dict | None = None) -> pd.DataFrame:
         """A submission from test outputs (e.g. a blend's mean), shaped like ``template``, one of the
-        blended runs' submissions. The default takes the outputs as the submission's values."""
+        blended runs' submissions. ``valid`` = (out-of-fold or validation outputs, their targets), from
+        which a label submission chooses its threshold; ``config``: the run's. The default takes the
+        outputs as the submission's values."""
         import numpy as np
 
         submission = template.copy()
         submission[list(template.columns[1:])] = np.asarray(outputs, dtype=np.float64).reshape(len(template), -1)
         return submission
+
+    def data_summary(self, raw) -> str:
+        """What the data holds, for `harness model` (the tabular kind's inferred column types); "" = nothing."""
+        return ""
 
     def check_submission(self, submission: pd.DataFrame, raw) -> None:
         """Raise HarnessError if the submission does not match the competition's format."""

@@ -24,6 +24,7 @@ BUILTIN_PLUGINS = (
     "harness_plugins.rossmann",
     "harness_plugins.dog_breeds",
     "harness_plugins.imdb",
+    "harness.kinds.plugin",  # TOML-only competitions (built-in and the workspace's), as plugin "kinds"
 )
 ENTRY_POINT_GROUP = "harness"
 LOAD_PLUGINS_ENV = "HARNESS_LOAD_PLUGINS"
@@ -48,6 +49,12 @@ def wanted_plugins() -> set[str] | None:
     return {name.strip() for name in value.split(",") if name.strip()}
 
 
+def plugin_name(module_name: str) -> str:
+    """harness_plugins.movielens -> movielens; a package's ``plugin`` module takes the package's name."""
+    parts = module_name.split(".")
+    return parts[-2] if parts[-1] == "plugin" and len(parts) > 1 else parts[-1]
+
+
 class PluginHost:
     """A pluggy plugin manager with the harness's hooks, the plugins' versions and sources, and the
     competitions they register."""
@@ -66,7 +73,7 @@ class PluginHost:
         self.loaded = True
         wanted = wanted_plugins()
         for module_name in self.builtins:
-            name = module_name.split(".")[-1]
+            name = plugin_name(module_name)
             if wanted is not None and name not in wanted:
                 continue
             try:

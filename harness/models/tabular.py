@@ -2,7 +2,8 @@
 
 Every categorical column has its own embedding table; the looked-up vectors go through embedding
 dropout, are concatenated with the continuous columns and then pass a plain MLP (linear, ReLU,
-optional batch norm, dropout) to one output squashed by a sigmoid into ``y_range``.
+optional batch norm, dropout) to one output squashed by a sigmoid into ``y_range`` (regression), or to
+one logit per class.
 """
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from harness.models.layers import logit_of, scale_to_range
 
 class TabularModel(nn.Module):
     def __init__(self, emb_sizes, n_cont: int, layers=(1000, 500), dropouts=(0.001, 0.01), emb_drop: float = 0.04,
-                 y_range=None, batchnorm: bool = False, init_output: float | None = None, emb_names=None):
+                 y_range=None, batchnorm: bool = False, init_output: float | None = None, emb_names=None,
+                 n_out: int = 1):
         super().__init__()
         if len(dropouts) != len(layers):
             raise ValueError(f"{len(layers)} layers but {len(dropouts)} dropouts; give one dropout per layer")
@@ -41,7 +43,7 @@ class TabularModel(nn.Module):
             body.append(nn.Dropout(p))
             width = size
         self.layers = nn.Sequential(*body)
-        self.head = nn.Linear(width, 1)
+        self.head = nn.Linear(width, n_out)  # one value or logit, or one logit per class
         self.y_range = tuple(y_range) if y_range else None
         if self.y_range and init_output is not None:
             # Start at the training mean: the first batches then refine instead of climbing.
@@ -53,7 +55,8 @@ class TabularModel(nn.Module):
         x = self.emb_drop(torch.cat(parts, dim=1)) if parts else conts.new_zeros((len(conts), 0))
         if self.n_cont:
             x = torch.cat([x, self.bn_cont(conts)], dim=1)
-        x = self.head(self.layers(x)).squeeze(1)
+        x = self.head(self.layers(x))
+        x = x.squeeze(1) if x.shape[1] == 1 else x
         return scale_to_range(x, self.y_range) if self.y_range else x
 
     def module_labels(self) -> dict[str, str]:

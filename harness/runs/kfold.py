@@ -169,21 +169,27 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
         "device": fold_runs[0].summary().get("device"),
     }
     if all(r.path("test_preds.npy").exists() for r in fold_runs):
-        average_test_outputs(competition, run, fold_runs)
+        average_test_outputs(competition, run, fold_runs, valid=(oof[validated], targets[validated]))
         summary["submission"] = str(run.final_dir / "submission.csv")
     run.save_summary(summary)
     if math.isnan(cv):
         raise HarnessError(f"run {run.id}: the CV score is NaN; see the folds' history.csv")
 
 
-def average_test_outputs(competition: Competition, run: Run, fold_runs: list[Run]) -> None:
-    """The fold models' test outputs averaged on the scale blending uses, turned into one submission."""
+def average_test_outputs(competition: Competition, run: Run, fold_runs: list[Run], valid=None) -> None:
+    """The fold models' test outputs averaged on the scale blending uses, turned into one submission;
+    ``valid`` (the OOF outputs and targets) chooses a label submission's threshold."""
     import pandas as pd
 
     mean = np.mean([r.array("test_preds.npy") for r in fold_runs], axis=0)
     template = pd.read_csv(fold_runs[0].path("submission.csv"))
+    if valid is None and run.path("oof_preds.npy").is_file():  # `harness predict` of a finished K-fold run
+        oof, targets = run.array("oof_preds.npy"), run.array("oof_targets.npy")
+        rows = ~np.isnan(oof.reshape(len(oof), -1)).any(axis=1)
+        valid = (oof[rows], targets[rows])
     run.save_array("test_preds.npy", mean)
-    write_csv(run.path("submission.csv"), competition.submission_from_outputs(mean, template))
+    write_csv(run.path("submission.csv"), competition.submission_from_outputs(mean, template, valid=valid,
+                                                                              config=run.config()))
 
 
 def is_k_fold(run: Run) -> bool:

@@ -6,9 +6,10 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from harness.host.competition import Competition, Predictions, TrainContext
+from harness.host.competition import Competition, Predictions, Prepared, TrainContext
 from harness.config.loading import config_hash
 from harness.errors import HarnessError
 from harness.runs.leaderboard import record_run
@@ -20,6 +21,9 @@ from harness.workspace import using_workspace, write_csv, write_json
 
 def make_learner(competition: Competition, prepared, config: dict, device=None, callbacks=(), echo=True,
                  progress=None) -> Learner:
+    own = competition.make_learner(prepared, config, echo=echo, progress=progress)
+    if own is not None:  # a model that is not a torch network (gradient boosting) brings its own learner
+        return own
     t = config["train"]
     model = competition.build_model(prepared.state, config)
     # progress: None shows the bar on a terminal only; True forces it on, False off.
@@ -93,8 +97,8 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
     learn.save_model(run.path("model.pt"))
     history = run.save_history(learn.recorder, title=f"{competition.name} {run.id}")
     if learn.valid_preds is not None:
-        run.save_array("valid_preds.npy", learn.valid_preds.numpy())
-        run.save_array("valid_targets.npy", learn.valid_targets.numpy())
+        run.save_array("valid_preds.npy", np.asarray(learn.valid_preds))
+        run.save_array("valid_targets.npy", np.asarray(learn.valid_targets))
     primary = learn.primary_score
     summary = {
         "competition": competition.name, "run": run.id, "config_hash": config_hash(config),
@@ -129,9 +133,11 @@ def save_predictions(run: Run, competition: Competition, predictions: Prediction
 def load_learner(competition: Competition, run: Run, device=None) -> Learner:
     """Rebuild a trained run's model from its config and preprocessing state, with its weights."""
     config, state = run.config(), run.state()
-    model = competition.build_model(state, config)
-    learn = Learner(model, None, None, competition.loss_fn(config), competition.scored_by(config),
-                    layer_groups=competition.layer_groups(model), device=device)
+    learn = competition.make_learner(Prepared(None, None, state), config, echo=False, progress=False)
+    if learn is None:
+        model = competition.build_model(state, config)
+        learn = Learner(model, None, None, competition.loss_fn(config), competition.scored_by(config),
+                        layer_groups=competition.layer_groups(model), device=device)
     weights = run.path("model.pt")
     if not weights.is_file():
         raise HarnessError(f"{weights} is missing; the run did not finish (resume it with --resume)")

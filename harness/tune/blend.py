@@ -96,7 +96,7 @@ def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendRes
         same_rows = [pd.read_csv(r.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]) for r in runs]
         if not all(same_rows) or len(mean_test) != len(template):
             raise HarnessError("the trials' submissions differ in their ids or row order; they cannot be blended")
-        submission = competition.submission_from_outputs(mean_test, template)
+        submission = competition.submission_from_outputs(mean_test, template, config=runs[0].config())
         write_csv(out.path("submission.csv"), submission)
         summary["submission"] = str(out.path("submission.csv"))
     out.save_summary(summary)

@@ -456,7 +456,10 @@ def _write_ensemble(competition, out, runs, method, metric, folds, validated, me
                                    "row order or shape; they cannot be blended")
         blended = cv.final.predict(np.stack(tests))
         out.save_array("test_preds.npy", blended)
-        write_csv(out.path("submission.csv"), competition.submission_from_outputs(blended, template))
+        # A label submission's threshold comes from the nested (honest) OOF blend, never the test rows.
+        valid = (cv.nested[validated], targets[validated])
+        write_csv(out.path("submission.csv"), competition.submission_from_outputs(
+            blended, template, valid=valid, config=runs[0].config()))
         summary["submission"] = str(out.final_dir / "submission.csv")
     out.save_summary(summary)
     out.finish()

@@ -327,7 +327,7 @@ class DogBreeds(Competition):
         submission = submission[list(raw.sample.columns)]
         return Predictions(submission, np.log(np.clip(submission.iloc[:, 1:].to_numpy(dtype=np.float64), 1e-15, 1)))
 
-    def submission_from_outputs(self, outputs, template):
+    def submission_from_outputs(self, outputs, template, valid=None, config=None):
         """Probabilities from (averaged) log-probabilities, each row renormalised to sum to 1."""
         probs = np.exp(np.asarray(outputs, dtype=np.float64))
         submission = template.copy()

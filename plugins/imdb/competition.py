@@ -271,7 +271,7 @@ class Imdb(Competition):
         return Predictions(pd.DataFrame({"id": test["id"].to_numpy(), "sentiment": probs}), np.asarray(logits),
                            test_metrics)
 
-    def submission_from_outputs(self, outputs, template):
+    def submission_from_outputs(self, outputs, template, valid=None, config=None):
         return template.assign(sentiment=_probability(np.asarray(outputs).reshape(-1)))
 
     def check_submission(self, submission, raw):

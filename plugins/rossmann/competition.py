@@ -204,7 +204,7 @@ class Rossmann(Competition):
         submission = pd.DataFrame({"Id": ids, "Sales": by_id.reindex(ids).to_numpy()})
         return Predictions(submission, pd.Series(log_preds, index=test["Id"].to_numpy()).reindex(ids).to_numpy())
 
-    def submission_from_outputs(self, outputs, template):
+    def submission_from_outputs(self, outputs, template, valid=None, config=None):
         """Sales from log-sales outputs; stores the template predicts closed (0) stay at 0."""
         sales = np.where(template["Sales"].to_numpy() == 0, 0.0, np.exp(np.asarray(outputs, dtype=np.float64)))
         return template.assign(Sales=sales)

@@ -1,0 +1,327 @@
+"""The tabular kind: a competition from a TOML file alone, on generated data in Kaggle's own layouts
+(Bike Sharing's datetime id and leaky train-only columns, Amazon's id/Id, Otto's zipped CSV with one
+probability column per class, Titanic's 0/1 labels)."""
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from harness.errors import HarnessError
+from harness.kinds import competition_from_toml
+from harness.runs import runner
+from harness.runs.folder import Run
+from harness.runs.kfold import train_folds
+
+FAST = """
+[train]
+epochs = 3
+batch_size = 64
+lr = 0.01
+"""
+
+
+def write_toml(folder, name, body):
+    path = folder / f"{name}.toml"
+    path.write_text(f'name = "{name}"\nkind = "tabular"\n{body}')
+    return path
+
+
+def bike_like(folder, n=600, seed=0):
+    """Hourly rows; count depends on the hour and the temperature; `casual` leaks it (train only)."""
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2011-01-01", periods=n + 200, freq="h")
+    frame = pd.DataFrame({"datetime": times.strftime("%Y-%m-%d %H:%M:%S"), "season": rng.integers(1, 5, n + 200),
+                          "temp": rng.uniform(0, 35, n + 200).round(2), "humidity": rng.integers(0, 101, n + 200)})
+    hour = times.hour.to_numpy()
+    count = np.round(np.exp(1 + 2 * np.sin(np.pi * hour / 24) + frame["temp"] / 20 + rng.normal(0, 0.2, n + 200)))
+    train, test = frame.iloc[:n].copy(), frame.iloc[n:].reset_index(drop=True)
+    train["casual"] = (count[:n] * 0.3).round()
+    train["count"] = count[:n].astype(int)
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"datetime": test["datetime"], "count": 0}).to_csv(folder / "sampleSubmission.csv", index=False)
+    return folder
+
+
+BIKE = """task = "regression"
+metric = "rmsle"
+[data]
+train = "train.csv"
+test = "test.csv"
+sample_submission = "sampleSubmission.csv"
+id = "datetime"
+target = "count"
+target_transform = "log1p"
+[submission]
+nonnegative = true
+""" + FAST
+
+
+def folder(path):
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def bike(tmp_path):
+    data = bike_like(folder(tmp_path / "data"))
+    return competition_from_toml(write_toml(tmp_path, "bike", BIKE)), data
+
+
+def test_columns_are_inferred_leaks_left_out_and_the_datetime_id_gives_date_parts(bike):
+    comp, data = bike
+    raw = comp.load(data, comp.default_config())
+    types = raw.columns
+    assert "casual" in types.left_out and "leak" in types.left_out["casual"]
+    assert types.dates == ["datetime"] and "datetime" not in raw.cat_cols + raw.cont_cols
+    assert "datetime_Hour" in raw.cat_cols and "datetime_Elapsed" in raw.cont_cols
+    assert "datetime_Minute" not in raw.cat_cols  # always 0 in hourly rows
+    assert "season" in raw.cat_cols and {"temp", "humidity"} <= set(raw.cont_cols)
+    assert "casual" in types.table() and "leak" in types.table()
+
+
+def test_a_toml_regression_trains_scores_on_the_target_scale_and_fills_the_sample(bike, tmp_path):
+    comp, data = bike
+    run = runner.train(comp, comp.default_config(), data, tmp_path / "ws", progress=False)
+    preds, targets = run.array("valid_preds.npy"), run.array("valid_targets.npy")
+    # the model learns log1p(count); rmsle is on counts: the RMSE of the log1p values
+    rmsle = float(np.sqrt(np.mean((np.log1p(np.maximum(np.expm1(preds), 0)) - targets) ** 2)))
+    assert run.summary()["primary_metric"] == "rmsle"
+    assert run.summary()["primary_score"] == pytest.approx(rmsle, rel=1e-4)
+    baseline = float(np.sqrt(np.mean((targets - targets.mean()) ** 2)))
+    assert rmsle < 0.8 * baseline
+    submission = pd.read_csv(run.path("submission.csv"))
+    sample = pd.read_csv(data / "sampleSubmission.csv")
+    assert list(submission.columns) == list(sample.columns)
+    assert submission["datetime"].equals(sample["datetime"])
+    assert (submission["count"] >= 0).all() and submission["count"].mean() > 1
+
+
+def test_k_folds_give_one_out_of_fold_prediction_per_row(bike, tmp_path):
+    comp, data = bike
+    run = train_folds(comp, comp.default_config(), data, tmp_path / "ws", 3, progress=False)
+    oof = run.array("oof_preds.npy")
+    assert oof.shape == (600,) and not np.isnan(oof).any()
+    assert run.summary()["folds"] == 3 and run.path("submission.csv").is_file()
+
+
+AMAZON = """task = "binary"
+metric = "roc_auc"
+[data]
+train = "train.csv"
+test = "test.csv"
+sample_submission = "sampleSubmission.csv"
+id = "id"
+target = "ACTION"
+[submission]
+id_column = "Id"
+[validation]
+scheme = "stratified"
+""" + FAST
+
+
+def amazon_like(folder, n=800, seed=0):
+    """Sparse integer codes; ACTION depends on one code's group; test's `id` is the sample's `Id`."""
+    rng = np.random.default_rng(seed)
+    levels = rng.choice(np.arange(100_000, 400_000), size=60, replace=False)
+    good = set(levels[:30])
+    codes = rng.choice(levels, size=n + 300)
+    other = rng.choice(levels, size=n + 300)
+    action = np.array([1 if (c in good) ^ (rng.random() < 0.1) else 0 for c in codes])
+    train = pd.DataFrame({"ACTION": action[:n], "RESOURCE": codes[:n], "MGR_ID": other[:n]})
+    test = pd.DataFrame({"id": np.arange(1, 301), "RESOURCE": codes[n:], "MGR_ID": other[n:]})
+    train.to_csv(folder / "train.csv", index=False)
+    test.to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"Id": test["id"][::-1], "Action": 0}).to_csv(folder / "sampleSubmission.csv", index=False)
+    return action[n:]
+
+
+def test_a_binary_competition_reads_codes_as_categories_and_submits_probabilities(tmp_path):
+    (tmp_path / "data").mkdir()
+    answers = amazon_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "amazon", AMAZON))
+    raw = comp.load(tmp_path / "data", comp.default_config())
+    assert "RESOURCE" in raw.cat_cols and "codes" in raw.columns.reasons["RESOURCE"]
+    run = runner.train(comp, comp.default_config(), tmp_path / "data", tmp_path / "ws", progress=False)
+    assert run.summary()["primary_metric"] == "roc_auc" and run.summary()["primary_score"] > 0.75
+    submission = pd.read_csv(run.path("submission.csv"))
+    assert list(submission.columns) == ["Id", "Action"]
+    assert submission["Id"].tolist() == list(range(300, 0, -1))  # the sample's order, not the test's
+    assert submission["Action"].between(0, 1).all()
+    from sklearn.metrics import roc_auc_score
+
+    by_id = submission.set_index("Id")["Action"].reindex(range(1, 301)).to_numpy()
+    assert roc_auc_score(answers, by_id) > 0.75
+
+
+OTTO = """task = "multiclass"
+metric = "log_loss"
+[data]
+train = "train.csv.zip"
+test = "test.csv.zip"
+sample_submission = "sampleSubmission.csv"
+id = "id"
+target = "target"
+[validation]
+scheme = "stratified"
+""" + FAST
+
+
+def otto_like(folder, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    classes = np.array([f"Class_{i}" for i in (1, 2, 10)])  # Class_10 sorts after Class_2
+    y = rng.integers(0, 3, n + 200)
+    feats = rng.poisson(1.0, size=(n + 200, 4)) + np.eye(3, 4, dtype=int)[y] * 4
+    frame = pd.DataFrame(feats, columns=[f"feat_{i}" for i in range(1, 5)])
+    frame.insert(0, "id", np.arange(1, n + 201))
+    train = frame.iloc[:n].assign(target=classes[y[:n]])
+    test = frame.iloc[n:]
+    for part, name in ((train, "train.csv"), (test, "test.csv")):
+        with zipfile.ZipFile(folder / f"{name}.zip", "w") as zf:
+            zf.writestr(name, part.to_csv(index=False))
+    sample = pd.DataFrame({"id": test["id"], **{c: 1.0 / 3 for c in classes}})
+    sample.to_csv(folder / "sampleSubmission.csv", index=False)
+    return classes[y[n:]]
+
+
+def test_a_multiclass_competition_fills_one_probability_column_per_class_by_name(tmp_path):
+    (tmp_path / "data").mkdir()
+    answers = otto_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "otto", OTTO))
+    config = comp.default_config()
+    raw = comp.load(tmp_path / "data", config)
+    assert "id" in raw.columns.left_out  # an id is never a feature
+    assert config["submission"]["classes"] == ["Class_1", "Class_2", "Class_10"]
+    run = runner.train(comp, config, tmp_path / "data", tmp_path / "ws", progress=False)
+    submission = pd.read_csv(run.path("submission.csv"))
+    assert list(submission.columns) == ["id", "Class_1", "Class_2", "Class_10"]
+    probs = submission[["Class_1", "Class_2", "Class_10"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    picked = np.array(["Class_1", "Class_2", "Class_10"])[probs.argmax(axis=1)]
+    assert (picked == answers).mean() > 0.8  # each column holds its own class's probability
+    assert run.summary()["primary_score"] < np.log(3)
+
+
+TITANIC = """task = "binary"
+metric = "accuracy"
+[data]
+train = "train.csv"
+test = "test.csv"
+sample_submission = "gender_submission.csv"
+id = "PassengerId"
+target = "Survived"
+[validation]
+scheme = "stratified"
+""" + FAST
+
+
+def titanic_like(folder, n=500, seed=0):
+    """Survival is rare (30%) and tied to Sex and Fare: 0/1 labels, scored by accuracy."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["male", "female"], n + 200)
+    fare = rng.exponential(30, n + 200).round(2)
+    p = 1 / (1 + np.exp(-(-2.2 + 2.5 * (sex == "female") + fare / 60)))
+    survived = (rng.random(n + 200) < p).astype(int)
+    frame = pd.DataFrame({"PassengerId": np.arange(1, n + 201), "Sex": sex, "Fare": fare,
+                          "Name": [f"Passenger {i}" for i in range(n + 200)]})
+    frame.iloc[:n].assign(Survived=survived[:n]).to_csv(folder / "train.csv", index=False)
+    frame.iloc[n:].to_csv(folder / "test.csv", index=False)
+    pd.DataFrame({"PassengerId": frame["PassengerId"][n:], "Survived": (sex[n:] == "female").astype(int)}).to_csv(
+        folder / "gender_submission.csv", index=False)
+
+
+def test_a_label_submission_uses_the_threshold_chosen_on_out_of_fold_predictions(tmp_path):
+    (tmp_path / "data").mkdir()
+    titanic_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "titanic", TITANIC))
+    config = comp.default_config()
+    raw = comp.load(tmp_path / "data", config)
+    assert raw.columns.left_out["Name"].startswith("free text")
+    run = train_folds(comp, config, tmp_path / "data", tmp_path / "ws", 3, progress=False)
+    submission = pd.read_csv(run.path("submission.csv"))
+    assert list(submission.columns) == ["PassengerId", "Survived"]
+    assert set(submission["Survived"].unique()) <= {0, 1} and submission["Survived"].dtype.kind == "i"
+    from harness.kinds.tabular_submission import label_threshold
+    from scipy.special import expit
+
+    oof, targets = run.array("oof_preds.npy"), run.array("oof_targets.npy")
+    threshold = label_threshold(comp.task, run.config(), (oof, targets))
+    mean = run.array("test_preds.npy")
+    assert (submission["Survived"].to_numpy() == (expit(mean) > threshold)).all()
+    # the chosen threshold scores at least as well as 0.5 on the OOF rows it was chosen on
+    acc = lambda t: float(((expit(oof) > t) == targets).mean())  # noqa: E731
+    assert acc(threshold) >= acc(0.5)
+
+
+# ---------------------------------------------------------------------- bad input and registration
+def test_a_missing_target_column_names_the_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    bike_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "bike", BIKE.replace('target = "count"', 'target = "cnt"')))
+    with pytest.raises(HarnessError, match=r"train.csv is missing column\(s\) cnt"):
+        comp.load(tmp_path / "data", comp.default_config())
+
+
+def test_a_binary_task_with_three_target_values_says_what_to_declare(tmp_path):
+    (tmp_path / "data").mkdir()
+    otto_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "otto", OTTO.replace('task = "multiclass"', 'task = "binary"')
+                                            .replace('"log_loss"', '"roc_auc"')))
+    with pytest.raises(HarnessError, match="a binary target has two values; target has 3"):
+        comp.load(tmp_path / "data", comp.default_config())
+
+
+def test_a_bad_key_in_the_toml_is_one_line_naming_the_file(tmp_path):
+    comp = competition_from_toml(write_toml(tmp_path, "bike", BIKE.replace('"log1p"', '"sqrt"')))
+    with pytest.raises(HarnessError, match=r"data.target_transform = 'sqrt' must be one of .*bike.toml"):
+        comp.default_config()
+
+
+def test_an_unknown_kind_is_refused(tmp_path):
+    path = tmp_path / "x.toml"
+    path.write_text('name = "x"\nkind = "graph"\n')
+    with pytest.raises(HarnessError, match="kind = 'graph' is not a competition kind; use one of tabular"):
+        competition_from_toml(path)
+
+
+def test_workspace_tomls_are_listed_and_trained_from_the_cli(cli_run, workspace, tmp_path):
+    (tmp_path / "data").mkdir()
+    bike_like(tmp_path / "data")
+    write_toml(folder(workspace / "competitions"), "bike", BIKE)
+    (workspace / "competitions" / "broken.toml").write_text("kind = [")
+    result = cli_run("list")
+    assert "bike" in result.output
+    assert "broken.toml skipped" in result.output  # one warning, the other competitions still listed
+    out = cli_run("train", "bike", "--data-dir", tmp_path / "data", "--epochs", "1").output
+    assert "validation rmsle" in out
+    assert Run.all(workspace, "bike")
+
+
+# ---------------------------------------------------------------------- gradient boosting on the same pieces
+def test_gbm_trains_on_the_same_rows_predicts_again_from_the_saved_run_and_blends(tmp_path):
+    data = bike_like(folder(tmp_path / "data"))
+    comp = competition_from_toml(write_toml(tmp_path, "bike", BIKE))
+    config = comp.default_config()
+    from harness.config.loading import apply_overrides
+
+    gbm = apply_overrides(config, ["model.kind=\"gbm\"", "gbm.n_estimators=200"], schema=comp.config_schema)
+    run = runner.train(comp, gbm, data, tmp_path / "ws", progress=False, echo=False)
+    nn_run = runner.train(comp, config, data, tmp_path / "ws", progress=False)
+    # the same validation rows (the split has its own seed), so the two can be blended
+    assert np.array_equal(run.array("valid_targets.npy"), nn_run.array("valid_targets.npy"))
+    assert run.summary()["primary_score"] < 0.5
+    first = pd.read_csv(run.path("submission.csv"))
+    again = pd.read_csv(runner.predict(comp, run, data))
+    assert np.allclose(first["count"], again["count"]) and (first["count"] >= 0).all()
+
+
+def test_gbm_multiclass_fills_every_class_column(tmp_path):
+    answers = otto_like(folder(tmp_path / "data"))
+    comp = competition_from_toml(write_toml(tmp_path, "otto", OTTO + '[model]\nkind = "gbm"\n[gbm]\nn_estimators = 100\n'))
+    run = train_folds(comp, comp.default_config(), tmp_path / "data", tmp_path / "ws", 3, progress=False, echo=False)
+    submission = pd.read_csv(run.path("submission.csv"))
+    probs = submission[["Class_1", "Class_2", "Class_10"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-6)
+    assert (np.array(["Class_1", "Class_2", "Class_10"])[probs.argmax(axis=1)] == answers).mean() > 0.8
+    assert run.summary()["cv_score"] < np.log(3)
