@@ -10,7 +10,7 @@ from harness.config.loading import apply_overrides
 from harness.runs.folder import Run
 from harness.runs.kfold import fold_plan
 from harness_plugins.dog_breeds import DogBreeds
-from harness_plugins.dog_breeds.competition import log_loss_of_log_probs
+from harness.kinds.image import log_loss_of_log_probs
 from harness_plugins.imdb import Imdb
 from harness_plugins.imdb.sample import write_aclimdb
 

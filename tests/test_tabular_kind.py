@@ -224,7 +224,7 @@ def titanic_like(folder, n=500, seed=0):
     p = 1 / (1 + np.exp(-(-2.2 + 2.5 * (sex == "female") + fare / 60)))
     survived = (rng.random(n + 200) < p).astype(int)
     frame = pd.DataFrame({"PassengerId": np.arange(1, n + 201), "Sex": sex, "Fare": fare,
-                          "Name": [f"Passenger {i}" for i in range(n + 200)]})
+                          "Name": [f"Family{i}, {'Mrs' if s == 'female' else 'Mr'}. Given" for i, s in enumerate(sex)]})
     frame.iloc[:n].assign(Survived=survived[:n]).to_csv(folder / "train.csv", index=False)
     frame.iloc[n:].to_csv(folder / "test.csv", index=False)
     pd.DataFrame({"PassengerId": frame["PassengerId"][n:], "Survived": (sex[n:] == "female").astype(int)}).to_csv(

@@ -24,6 +24,7 @@ from harness.errors import HarnessError
 from harness.host.competition import Predictions, Prepared
 from harness.kinds.base import KindCompetition
 from harness.scoring.tasks import get_task
+from harness.train.boosting import DEFAULTS as GBM_DEFAULTS
 
 SUBMISSION_FORMATS = ("", "values", "labels", "probabilities", "class_probabilities")
 
@@ -42,10 +43,7 @@ DEFAULTS = {
     "model": {"kind": "nn", "layers": [200, 100], "dropouts": [0.001, 0.01], "emb_drop": 0.04,
               "emb_rule": "fastai", "emb_multiplier": 1.0, "layer_scale": 1.0, "dropout_scale": 1.0,
               "batchnorm": True},
-    "gbm": {"n_estimators": 2000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-            "feature_fraction": 1.0, "bagging_fraction": 1.0, "bagging_freq": 0, "lambda_l2": 0.0,
-            "max_bin": 255, "early_stopping_rounds": 100, "inner_valid_pct": 0.1, "refit": True,
-            "categorical": "native", "num_threads": 0},
+    "gbm": dict(GBM_DEFAULTS),
     "train": {"epochs": 6, "lr": 0.005, "schedule": "one-cycle", "pct_start": 0.25, "wd": 0.01,
               "batch_size": 256, "clip": 0.0, "early_stopping_patience": 0, "mixed_precision": "auto"},
     "validation": {"scheme": "kfold", "valid_pct": 0.2, "split_seed": 0},
@@ -135,6 +133,8 @@ class TabularCompetition(KindCompetition):
             train = join_checked(train, other, join["on"], join["file"], d["train"])
             if test is not None:
                 test = join_checked(test, other, join["on"], join["file"], d["test"])
+        train = self.add_features(train, config)
+        test = self.add_features(test, config) if test is not None else None
         raw_target = train[d["target"]]
         if raw_target.isna().any():
             row = int(raw_target.isna().to_numpy().argmax())
@@ -152,6 +152,12 @@ class TabularCompetition(KindCompetition):
             test_ids = test[d["id"]].to_numpy() if d["id"] else np.arange(len(test))
         return TabularData(train, test, sample, types, cat_cols, cont_cols, target, classes, test_ids, data_dir,
                            config)
+
+    def add_features(self, frame: pd.DataFrame, config) -> pd.DataFrame:
+        """A subclass's own features, computed on the train and the test table alike (each on its own:
+        a feature that needs both, as Rossmann's event counts, belongs in an overridden ``load``).
+        Its new columns are typed like any other (or declared in data.categorical / data.continuous)."""
+        return frame
 
     @staticmethod
     def expand_dates(train, test, types: ColumnTypes):
