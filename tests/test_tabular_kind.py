@@ -325,3 +325,20 @@ def test_gbm_multiclass_fills_every_class_column(tmp_path):
     assert np.allclose(probs.sum(axis=1), 1, atol=1e-6)
     assert (np.array(["Class_1", "Class_2", "Class_10"])[probs.argmax(axis=1)] == answers).mean() > 0.8
     assert run.summary()["cv_score"] < np.log(3)
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".tsv", ".parquet"])
+def test_the_table_may_be_gzipped_tab_separated_or_parquet(tmp_path, suffix):
+    data = bike_like(folder(tmp_path / "data"))
+    for part in ("train", "test"):
+        frame = pd.read_csv(data / f"{part}.csv")
+        (data / f"{part}.csv").unlink()
+        target = data / f"{part}{suffix}"
+        if suffix == ".parquet":
+            frame.to_parquet(target)
+        else:
+            frame.to_csv(target, sep="\t" if suffix == ".tsv" else ",", index=False)
+    body = BIKE.replace('"train.csv"', f'"train{suffix}"').replace('"test.csv"', f'"test{suffix}"')
+    comp = competition_from_toml(write_toml(tmp_path, "bike", body))
+    raw = comp.load(data, comp.default_config())
+    assert len(raw.train) == 600 and "datetime_Hour" in raw.cat_cols and "temp" in raw.cont_cols

@@ -14,7 +14,11 @@ def forward_transform(y: np.ndarray, transform: str) -> np.ndarray:
 
 
 def inverse_transform(y: np.ndarray, transform: str) -> np.ndarray:
-    return {"": lambda v: v, "log": np.exp, "log1p": np.expm1}[transform](y)
+    """Back on the target's own scale. A log1p target is never negative (the transform needs y ≥ 0),
+    so a model output below log1p(0) means 0, not a negative count."""
+    if transform == "log1p":
+        return np.expm1(np.maximum(y, 0.0))
+    return {"": lambda v: v, "log": np.exp}[transform](y)
 
 
 def natural_key(value):

@@ -69,10 +69,72 @@ class TabularData:
     config: dict | None = None  # the config it was read with (its submission format)
 
 
-class TabularCompetition(KindCompetition):
-    kind = "tabular"
+class TabularModels(KindCompetition):
+    """The model side of a tabular competition, shared by the kind and by plugins that bring their own
+    features (Rossmann): the entity-embedding network or LightGBM (``model.kind``) on the proc_df arrays,
+    trained by the shared runner under the same folds."""
+
     task = get_task("regression")
     config_schema = {
+        "model.kind": Choice("nn", "gbm"),
+        "gbm.n_estimators": COUNT, "gbm.learning_rate": Num(0, lo_open=True), "gbm.num_leaves": Num(2, whole=True),
+        "gbm.min_child_samples": OPTIONAL_COUNT, "gbm.feature_fraction": Num(0, 1, lo_open=True),
+        "gbm.bagging_fraction": Num(0, 1, lo_open=True), "gbm.bagging_freq": OPTIONAL_COUNT,
+        "gbm.lambda_l2": NON_NEGATIVE, "gbm.max_bin": Num(2, whole=True), "gbm.early_stopping_rounds": OPTIONAL_COUNT,
+        "gbm.inner_valid_pct": Num(0, 1, lo_open=True, hi_open=True), "gbm.refit": Flag(),
+        "gbm.categorical": Choice("native", "ordinal"), "gbm.num_threads": OPTIONAL_COUNT,
+    }
+
+    def kind_defaults(self) -> dict:
+        return {"model": {"kind": "nn"}, "gbm": dict(GBM_DEFAULTS)}
+
+    def n_outputs(self, state) -> int:
+        return len(state["classes"]) if self.task.kind == "multiclass" else 1
+
+    def layer_groups(self, model):
+        return model.layer_groups()
+
+    def loss_fn(self, config):
+        return self.task.default_loss()
+
+    def make_learner(self, prepared: Prepared, config, echo=True, progress=None):
+        """LightGBM's learner for ``model.kind = "gbm"``; None: the shared torch Learner."""
+        if config["model"]["kind"] != "gbm":
+            return None
+        from harness.data.tabular import cont_names
+        from harness.train.boosting import BoostingLearner
+
+        state = prepared.state
+        return BoostingLearner(self.task, prepared.extra.get("train"), prepared.extra.get("valid"),
+                               self.scored_by(config), dict(config["gbm"]), categorical=list(range(len(state["cat_cols"]))),
+                               feature_names=[*state["cat_cols"], *cont_names(state)],
+                               seed=int(config.get("seed", 0)), echo=echo, progress=progress,
+                               n_classes=self.n_outputs(state) if self.task.kind == "multiclass" else None,
+                               target_name=config["data"].get("target") or "target")
+
+    @staticmethod
+    def gbm_prepared(state, arrays, target, train_rows, valid_rows) -> Prepared:
+        """LightGBM's training and validation matrices (no loaders: it reads them whole)."""
+        X = gbm_matrix(arrays)
+        return Prepared(None, None, state, extra={
+            "train": (X[train_rows], target[train_rows]),
+            "valid": (X[valid_rows], target[valid_rows]) if len(X[valid_rows]) else None})
+
+    @staticmethod
+    def gbm_outputs(learn, arrays) -> np.ndarray:
+        return np.asarray(learn.predict(gbm_matrix(arrays)), dtype=np.float64)
+
+    def train(self, ctx):
+        if ctx.config["model"]["kind"] == "gbm":
+            ctx.learn.fit()
+        else:
+            super().train(ctx)
+
+
+class TabularCompetition(TabularModels):
+    kind = "tabular"
+    config_schema = {
+        **TabularModels.config_schema,
         "kind": Choice("tabular"),
         "task": Choice("regression", "binary", "multiclass"),
         "description": Text(),
@@ -84,13 +146,6 @@ class TabularCompetition(KindCompetition):
         "submission.format": Choice(*SUBMISSION_FORMATS), "submission.columns": ListOf(Text()),
         "submission.id_column": Text(), "submission.classes": ListOf(Text()), "submission.positive": Text(),
         "submission.nonnegative": Flag(),
-        "model.kind": Choice("nn", "gbm"),
-        "gbm.n_estimators": COUNT, "gbm.learning_rate": Num(0, lo_open=True), "gbm.num_leaves": Num(2, whole=True),
-        "gbm.min_child_samples": OPTIONAL_COUNT, "gbm.feature_fraction": Num(0, 1, lo_open=True),
-        "gbm.bagging_fraction": Num(0, 1, lo_open=True), "gbm.bagging_freq": OPTIONAL_COUNT,
-        "gbm.lambda_l2": NON_NEGATIVE, "gbm.max_bin": Num(2, whole=True), "gbm.early_stopping_rounds": OPTIONAL_COUNT,
-        "gbm.inner_valid_pct": Num(0, 1, lo_open=True, hi_open=True), "gbm.refit": Flag(),
-        "gbm.categorical": Choice("native", "ordinal"), "gbm.num_threads": OPTIONAL_COUNT,
         "train.lr": POSITIVE,
     }
 
@@ -257,10 +312,7 @@ class TabularCompetition(KindCompetition):
         arrays = transform_tabular(raw.train, state)  # every row once, then cut (cheaper than per split)
         has_valid = len(valid_rows) > 0
         if config["model"]["kind"] == "gbm":
-            X = gbm_matrix(arrays)
-            return Prepared(None, None, state, extra={
-                "train": (X[train_rows], raw.target[train_rows]),
-                "valid": (X[valid_rows], raw.target[valid_rows]) if has_valid else None})
+            return self.gbm_prepared(state, arrays, raw.target, train_rows, valid_rows)
         t = config["train"]
         seed = int(config.get("seed", 0))
         return Prepared(train_dl=self.loader(arrays, raw.target, train_rows, t["batch_size"], shuffle=True, seed=seed),
@@ -279,9 +331,6 @@ class TabularCompetition(KindCompetition):
                             drop_last_single=shuffle)
 
     # ------------------------------------------------------------------ model
-    def n_outputs(self, state) -> int:
-        return len(state["classes"]) if self.task.kind == "multiclass" else 1
-
     def build_model(self, state, config):
         from harness.data.tabular import cont_names, embedding_sizes
         from harness.models.tabular import TabularModel
@@ -301,29 +350,6 @@ class TabularCompetition(KindCompetition):
                             batchnorm=m["batchnorm"], init_output=state["target"]["mean"] if regression else None,
                             emb_names=state["cat_cols"], n_out=self.n_outputs(state))
 
-    def layer_groups(self, model):
-        return model.layer_groups()
-
-    def make_learner(self, prepared: Prepared, config, echo=True, progress=None):
-        """LightGBM's learner for ``model.kind = "gbm"``; None: the shared torch Learner."""
-        if config["model"]["kind"] != "gbm":
-            return None
-        from harness.train.boosting import BoostingLearner
-
-        state = prepared.state
-        n_cats = len(state["cat_cols"])
-        from harness.data.tabular import cont_names
-
-        return BoostingLearner(self.task, prepared.extra.get("train"), prepared.extra.get("valid"),
-                               self.scored_by(config), dict(config["gbm"]), categorical=list(range(n_cats)),
-                               feature_names=[*state["cat_cols"], *cont_names(state)],
-                               seed=int(config.get("seed", 0)), echo=echo, progress=progress,
-                               n_classes=self.n_outputs(state) if self.task.kind == "multiclass" else None,
-                               target_name=config["data"]["target"])
-
-    def loss_fn(self, config):
-        return self.task.default_loss()
-
     def metrics(self, config):
         """The config's metric (else the task's usual one), on the target's own scale."""
         return [self.metric_on_target_scale(config.get("metric") or default_metric(self.task), config)]
@@ -340,12 +366,6 @@ class TabularCompetition(KindCompetition):
             return learner_metric(declared, self.task)
         return Metric(declared.name, partial(score_inverted, declared, self.task, transform), declared.higher_is_better)
 
-    def train(self, ctx):
-        if ctx.config["model"]["kind"] == "gbm":
-            ctx.learn.fit()
-        else:
-            super().train(ctx)
-
     # ------------------------------------------------------------------ submission
     def predict(self, learn, state, raw: TabularData, config):
         if raw.test is None:
@@ -354,7 +374,7 @@ class TabularCompetition(KindCompetition):
 
         arrays = transform_tabular(raw.test, state, source=str(raw.data_dir / config["data"]["test"]))
         if config["model"]["kind"] == "gbm":
-            outputs = np.asarray(learn.predict(gbm_matrix(arrays)), dtype=np.float64)
+            outputs = self.gbm_outputs(learn, arrays)
         else:
             outputs = learn.predict(self.loader(arrays, None, np.arange(len(raw.test)), 4096)).numpy().astype(np.float64)
         valid = None

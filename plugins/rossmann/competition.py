@@ -3,7 +3,9 @@
 Reads the Kaggle layout (train.csv or train.csv.gz, test.csv, store.csv, sample_submission.csv) and,
 when present, the third-place solution's external files (store_states.csv, weather/<STATE>.csv).
 The network learns log(Sales); the score is RMSPE on sales. Rows with zero sales are left out of
-training and scoring, as Kaggle ignores them; closed test stores are predicted 0.
+training and scoring, as Kaggle ignores them; closed test stores are predicted 0. The model side is the
+tabular kind's (harness.kinds.tabular.TabularModels): the entity-embedding network, or LightGBM with
+``--set model.kind='"gbm"'``, on the same folds, so the two blend.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from harness_competitions import config_path
-from harness.host.competition import Competition, Predictions, Prepared
+from harness.host.competition import Predictions, Prepared
+from harness.kinds.tabular import TabularModels
 from harness.config.loading import config_hash
 from harness.config.schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
 from harness.scoring.tasks import get_task
@@ -38,13 +41,14 @@ OPTIONAL_COLUMNS = {"State", *features.WEATHER_COLUMNS}
 TREND_COLUMNS = {"trend", "trend_DE"}
 
 
-class Rossmann(Competition):
+class Rossmann(TabularModels):
     name = "rossmann"
     kaggle_slug = "rossmann-store-sales"
     description = "Rossmann store sales: entity embeddings on engineered features (RMSPE)"
     config_path = config_path("rossmann")
     task = get_task("regression")  # on log(Sales): registry metrics score the log scale (rmspe: exp_rmspe's own)
     config_schema = {
+        **TabularModels.config_schema,
         "data.valid_days": OPTIONAL_COUNT,  # 0: no validation
         "data.events": ListOf(Choice(*features.EVENTS)),
         "data.event_window": COUNT,
@@ -135,6 +139,8 @@ class Rossmann(Competition):
         state["valid_start"] = str(frame["Date"][valid].min().date()) if valid.any() else None
         arrays = transform_tabular(frame, state)
         target = np.log(np.where(train | valid, sales, 1.0)).astype(np.float32)
+        if config["model"]["kind"] == "gbm":
+            return self.gbm_prepared(state, arrays, target, train, valid)
         t = config["train"]
         seed = int(config.get("seed", 0))
         import torch
@@ -178,14 +184,6 @@ class Rossmann(Competition):
                             batchnorm=m["batchnorm"], init_output=state["target"]["mean_log"],
                             emb_names=state["cat_cols"])
 
-    def layer_groups(self, model):
-        return model.layer_groups()
-
-    def loss_fn(self, config):
-        from torch import nn
-
-        return nn.MSELoss()
-
     def metrics(self, config):
         from harness.scoring.metrics import exp_rmspe
 
@@ -197,7 +195,10 @@ class Rossmann(Competition):
             return None
         frame = self.features(raw, config)
         test = frame[frame["Id"] != -1]
-        log_preds = learn.predict(self.loader(test, state, 8192)).numpy().astype(np.float64)
+        if config["model"]["kind"] == "gbm":
+            log_preds = self.gbm_outputs(learn, transform_tabular(test, state))
+        else:
+            log_preds = learn.predict(self.loader(test, state, 8192)).numpy().astype(np.float64)
         sales = np.where(test["Open"].to_numpy() == 0, 0.0, np.exp(log_preds))
         by_id = pd.Series(sales, index=test["Id"].to_numpy())
         ids = raw.sample["Id"].to_numpy() if raw.sample is not None else np.sort(test["Id"].to_numpy())
