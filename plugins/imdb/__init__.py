@@ -1,5 +1,6 @@
-"""IMDB sentiment (text): competition.py (the NB-SVM and ULMFiT routes), data.py (readers of the three
-layouts), ulmfit.py (language model then classifier), sample.py (generated reviews in each layout)."""
+"""IMDB sentiment (text), a thin layer over the text-classification kind (harness.kinds.text):
+competition.py (the competition), data.py (its three layouts as the kind's sources), sample.py
+(generated reviews in each layout)."""
 from harness_plugins.imdb.competition import Imdb, register_competitions
 
 __all__ = ["Imdb", "register_competitions"]

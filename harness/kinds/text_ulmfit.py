@@ -1,4 +1,6 @@
-"""The IMDB plugin's ULMFiT route: tokens and vocabulary, the language-model stage, the classifier."""
+"""The text-classification kind's ULMFiT route (moved from the IMDB plugin, unchanged in what it computes):
+tokens and vocabulary, the language-model stage, the classifier with gradual unfreezing, text generation.
+It imports torch, so ``harness.kinds.text`` imports it only where a model is made or trained."""
 from __future__ import annotations
 
 import time
@@ -32,12 +34,13 @@ def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
 
     d, t = config["data"], config["text"]
     train, valid = extra["train"], extra["valid"]
-    labelled = comp.tokenize(pd.concat([train["text"], valid["text"]]), config, desc="tokenizing labelled reviews")
+    noun = comp.noun
+    labelled = comp.tokenize(pd.concat([train["text"], valid["text"]]), config, desc=f"tokenizing labelled {noun}s")
     lm_parts = [labelled]
     if d["lm_test"] and raw.test is not None:
-        lm_parts.append(comp.tokenize(raw.test["text"], config, desc="tokenizing test reviews"))
+        lm_parts.append(comp.tokenize(raw.test["text"], config, desc=f"tokenizing test {noun}s"))
     if d["lm_unsup"] and raw.unsup:
-        lm_parts.append(comp.tokenize(raw.unsup, config, desc="tokenizing unlabelled reviews"))
+        lm_parts.append(comp.tokenize(raw.unsup, config, desc=f"tokenizing unlabelled {noun}s"))
     counts = Counter()
     for part in lm_parts:
         counts.update(_counts(part))
@@ -54,7 +57,7 @@ def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
     docs = _docs(labelled, vocab)
     n_train = len(train)
     bs, seed = config["train"]["batch_size"], int(config.get("seed", 0))
-    check_batch_size(bs, n_train)
+    check_batch_size(bs, n_train, noun)
     train_dl = SortedBucketLoader(docs[:n_train], train["label"].to_numpy(), bs, vocab.pad, shuffle=True,
                                   max_len=t["max_len"], seed=seed)
     valid_dl = None
@@ -62,15 +65,15 @@ def prepare_text(comp, raw, state: dict, extra: dict, config: dict) -> Prepared:
         valid_dl = SortedBucketLoader(docs[n_train:], valid["label"].to_numpy(), bs, vocab.pad, shuffle=False,
                                       max_len=t["max_len"])
     n_tokens = sum(len(doc) for doc in lm_docs)
-    click.echo(f"vocabulary: {len(vocab)} tokens; language-model text: {len(lm_docs)} reviews, {n_tokens:,} tokens",
+    click.echo(f"vocabulary: {len(vocab)} tokens; language-model text: {len(lm_docs)} {noun}s, {n_tokens:,} tokens",
                err=True)
     return Prepared(train_dl, valid_dl, state, extra)
 
 
 class InputOrder(Callback):
-    """After each validation, the predictions and targets back in the validation reviews' own order:
+    """After each validation, the predictions and targets back in the validation texts' own order:
     the loader reads them longest first (``SortedBucketLoader.order``), and valid_preds.npy must line
-    up row for row with the reviews (K folds' OOF rows, blends with NB-SVM or other runs)."""
+    up row for row with the texts (K folds' OOF rows, blends with NB-SVM or other runs)."""
 
     def after_validate(self, learn):
         dl, preds = learn.valid_dl, learn.valid_preds
@@ -84,10 +87,10 @@ class InputOrder(Callback):
         learn.valid_preds, learn.valid_targets = restored_preds, restored_targets
 
 
-def check_batch_size(bs: int, n_train: int) -> None:
+def check_batch_size(bs: int, n_train: int, noun: str = "text") -> None:
     if bs > n_train:
-        raise HarnessError(f"train.batch_size = {bs} is larger than the {n_train} training reviews; "
-                           f"set train.batch_size to at most {n_train} (or use more reviews)")
+        raise HarnessError(f"train.batch_size = {bs} is larger than the {n_train} training {noun}s; "
+                           f"set train.batch_size to at most {n_train} (or use more {noun}s)")
 
 
 def _dims(config: dict) -> dict:
@@ -95,12 +98,14 @@ def _dims(config: dict) -> dict:
     return {"emb_sz": m["emb_sz"], "n_hid": m["n_hid"], "n_layers": m["n_layers"]}
 
 
-def build_classifier(state: dict, config: dict) -> PoolingClassifier:
+def build_classifier(state: dict, config: dict, n_out: int = 1) -> PoolingClassifier:
+    """The classifier: one logit per text (binary), or one per class."""
     m = config["model"]
     pad = state["itos"].index("xxpad")
     encoder = encoder_from_config(len(state["itos"]), m["size"], m["drop_mult"], CLAS_DROPS, pad, **_dims(config))
     return PoolingClassifier(encoder, bptt=config["lm"]["bptt"], pad_idx=pad, n_hidden=m["head_hidden"],
-                             drops=(0.4 * m["drop_mult"], 0.1 * m["drop_mult"]), max_len=m.get("grad_len", 1400))
+                             drops=(0.4 * m["drop_mult"], 0.1 * m["drop_mult"]), n_out=n_out,
+                             max_len=m.get("grad_len", 1400))
 
 
 def build_lm(itos: list[str], config: dict, dims: dict | None = None) -> LanguageModel:
@@ -168,7 +173,7 @@ def train_language_model(comp, ctx) -> LanguageModel:
         lm_learn.fit(lm_cfg["epochs"], lm_cfg["lr"], schedule=lm_cfg["schedule"], pct_start=lm_cfg["pct_start"],
                      **_moms(lm_cfg))
         seconds = time.perf_counter() - started
-        run.save_history(lm_learn.recorder, title=f"imdb LM {run.id}", prefix="lm_")
+        run.save_history(lm_learn.recorder, title=f"{comp.name} LM {run.id}", prefix="lm_")
         write_json(run.path("lm_summary.json"), {
             "valid_loss": lm_learn.valid_loss, "perplexity": lm_learn.metrics.get("perplexity"),
             "epochs": lm_cfg["epochs"], "tokens_per_epoch": train_dl.n_tokens, "seconds": round(seconds, 2),
@@ -196,11 +201,11 @@ def train_ulmfit(comp, ctx) -> None:
 
 def classifier_logits(comp, learn, state: dict, texts, config: dict) -> np.ndarray:
     vocab = Vocab(state["itos"])
-    docs = _docs(comp.tokenize(texts, config, desc="tokenizing test reviews"), vocab)
+    docs = _docs(comp.tokenize(texts, config, desc=f"tokenizing test {comp.noun}s"), vocab)
     loader = SortedBucketLoader(docs, None, config["train"]["batch_size"], vocab.pad, shuffle=False,
                                 max_len=config["text"]["max_len"])
     preds = learn.predict(loader).numpy()
-    out = np.empty(len(docs), dtype=np.float32)
+    out = np.empty((len(docs), *preds.shape[1:]), dtype=np.float32)
     out[loader.order] = preds
     return out
 
