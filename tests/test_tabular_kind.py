@@ -342,3 +342,16 @@ def test_the_table_may_be_gzipped_tab_separated_or_parquet(tmp_path, suffix):
     comp = competition_from_toml(write_toml(tmp_path, "bike", body))
     raw = comp.load(data, comp.default_config())
     assert len(raw.train) == 600 and "datetime_Hour" in raw.cat_cols and "temp" in raw.cont_cols
+
+
+def test_submit_dry_run_finds_a_sample_of_any_name_and_checks_a_label_submission(cli_run, workspace, tmp_path):
+    titanic_like(folder(tmp_path / "data"))
+    write_toml(folder(workspace / "competitions"), "titanic", 'kaggle_slug = "titanic"\n' + TITANIC)
+    cli_run("train", "titanic", "--data-dir", tmp_path / "data", "--folds", "3", "--epochs", "1")
+    out = cli_run("submit", "titanic", "--dry-run", "--data-dir", tmp_path / "data").output
+    assert "dry run" in out.lower()
+    (run,) = [r for r in Run.all(workspace, "titanic")]
+    bad = pd.read_csv(run.path("submission.csv")).iloc[:-1]  # a row short
+    bad.to_csv(run.path("submission.csv"), index=False)
+    result = cli_run("submit", "titanic", "--dry-run", "--data-dir", tmp_path / "data", expect=2)
+    assert "PassengerId" in result.output and "Traceback" not in result.output

@@ -10,7 +10,6 @@ and not the submission.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,9 +26,6 @@ from harness.runs.folder import Run
 from harness.scoring.submission import check_answers, validate_submission
 from harness.workspace import data_dir_for
 
-SAMPLE_NAME = re.compile(r".*sample_?submission.*\.csv", re.I)
-
-
 @dataclass
 class SubmitResult:
     run_id: str
@@ -40,10 +36,15 @@ class SubmitResult:
     kaggle_ref: int | None = None
 
 
-def find_sample(data_dir: Path) -> Path | None:
-    """Kaggle's sample submission: sample_submission.csv, or as some competitions spell it (sampleSubmission.csv)."""
-    found = sorted(p for p in Path(data_dir).glob("*.csv") if SAMPLE_NAME.fullmatch(p.name))
-    return min(found, key=lambda p: (p.name.lower() != "sample_submission.csv", p.name)) if found else None
+def find_sample(data_dir: Path, config: dict | None = None) -> Path | None:
+    """The sample submission: the one the config declares (data.sample_submission), else the file named like
+    one, whatever the competition calls it (harness.scoring.sample.find_sample)."""
+    from harness.scoring import sample
+
+    declared = ((config or {}).get("data") or {}).get("sample_submission") or ""
+    if declared and (Path(data_dir) / declared).is_file():
+        return Path(data_dir) / declared
+    return sample.find_sample(data_dir)
 
 
 def solution_path(competition, data_dir: Path) -> Path:
@@ -106,7 +107,7 @@ def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.Data
     solution = solution_path(competition, data_dir)
     if competition.kaggle_slug is None and solution.exists():
         answers = read_answers(competition, raw, solution, list(submission.columns))
-    sample_path = find_sample(data_dir)
+    sample_path = find_sample(data_dir, config)
     if sample_path is not None:
         sample, reference = read_table(sample_path), "the sample submission"
     elif answers is not None:
@@ -114,8 +115,11 @@ def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.Data
     else:
         click.echo(f"warning: no sample submission in {data_dir}; only {competition.name}'s own checks ran", err=True)
         return submission, config, answers
+    # A sample of text labels (class names) holds no numbers to check: the competition's own check did.
+    numeric = all(pd.api.types.is_numeric_dtype(sample[c]) for c in sample.columns[1:])
     validate_submission(submission, sample, id_column=str(sample.columns[0]), value_range=competition.submission_range,
-                        probabilities=competition.submission_probabilities, name=str(path), reference=reference)
+                        probabilities=competition.submission_probabilities, name=str(path), reference=reference,
+                        numeric=numeric)
     return submission, config, answers
 
 

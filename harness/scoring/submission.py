@@ -26,10 +26,11 @@ def id_set_difference(got, expected) -> tuple[set, set]:
 
 def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame, id_column: str = "id",
                         value_range: tuple[float, float] | None = None, probabilities: bool = False,
-                        name: str = "submission", reference: str = "the sample submission") -> None:
+                        name: str = "submission", reference: str = "the sample submission",
+                        numeric: bool = True) -> None:
     """Raise HarnessError unless ``submission`` matches ``sample``'s format.
 
-    Same columns in the same order; the same set of ids, none duplicated; no NaN or infinity;
+    Same columns in the same order; the same set of ids, none duplicated; (``numeric``) no NaN or infinity;
     values inside ``value_range``; with ``probabilities``, every row's values sum to 1. ``reference``
     says in messages what ``sample`` is (e.g. solution.csv for a competition scored locally).
     """
@@ -49,6 +50,10 @@ def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame, id_colum
             detail.append(f"{len(extra)} not in {reference} (e.g. {first(extra)!r})")
         raise HarnessError(f"{name}: the {id_column} set differs from {reference}'s: {'; '.join(detail)}")
     values = submission.drop(columns=[id_column])
+    if not numeric:  # labels such as class names: the columns and ids are all there is to check
+        if values.isna().any().any():
+            raise HarnessError(f"{name}: {int(values.isna().any(axis=1).sum())} row(s) have no prediction")
+        return
     try:
         array = values.to_numpy(dtype=np.float64)
     except (TypeError, ValueError):
