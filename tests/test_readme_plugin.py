@@ -43,3 +43,17 @@ def test_the_readme_plugin_adds_its_feature_and_trains_from_the_cli(titanic_plug
     state = json.loads((run / "preprocessing.json").read_text())
     assert "Title" in state["cat_cols"]  # the plugin's feature, typed like any other column
     assert "Name" not in state["cat_cols"]  # the free text it came from is left out
+
+
+def test_every_competition_toml_in_the_readme_reads_and_checks(tmp_path):
+    from harness.kinds import competition_from_toml
+
+    blocks = [b for b in re.findall(r"```toml\n(.*?)```", README.read_text(), flags=re.S)
+              if re.search(r'^kind = "', b, flags=re.M) and b.startswith("name = ")]
+    assert len(blocks) >= 3  # tabular, image and text examples
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"example{i}.toml"
+        path.write_text(block)
+        competition = competition_from_toml(path)
+        config = competition.default_config()  # every key checked against the kind's rules
+        assert config["metric"] and competition.task is not None
