@@ -355,3 +355,10 @@ def test_submit_dry_run_finds_a_sample_of_any_name_and_checks_a_label_submission
     bad.to_csv(run.path("submission.csv"), index=False)
     result = cli_run("submit", "titanic", "--dry-run", "--data-dir", tmp_path / "data", expect=2)
     assert "PassengerId" in result.output and "Traceback" not in result.output
+
+
+def test_a_toml_competition_without_a_sample_writer_says_how_to_give_its_data(cli_run, workspace):
+    write_toml(folder(workspace / "competitions"), "bike", BIKE)
+    result = cli_run("data", "bike", "--sample", expect=2)
+    assert "bike has no generated sample data" in result.output and "--from DIR" in result.output
+    assert "Traceback" not in result.output

@@ -101,7 +101,8 @@ class Competition:
 
     def write_sample(self, data_dir: Path, seed: int = 0) -> None:
         """Write a small dataset in the competition's own file format (demo and tests)."""
-        raise NotImplementedError
+        raise HarnessError(f"competition {self.name} has no generated sample data; give its files with "
+                           f"`harness data {self.name} --from DIR` (or --download)")
 
     def load(self, data_dir: Path, config: dict):
         raise NotImplementedError
