@@ -1,0 +1,105 @@
+"""Rossmann: the network, the harness's LightGBM (``model.kind = "gbm"``) and their plain mean, on the
+held-out 48 days of the 100-store history.
+
+The same window as bench/rossmann_quality.py and bench/rossmann_ensemble.py (the last ``data.valid_days``
+of train, never used to train, validate or choose). The network is the default config over ``--seeds``
+(their outputs averaged: the seed ensemble of rossmann_ensemble.py); LightGBM is the tabular kind's gbm on
+the same features and rows, with its defaults (rounds by early stopping on an inner 10% of the rows before
+the window, then refitted on all of them). The blend is the plain mean of the two on log(Sales), decided
+before the run: no weight is fitted on the window.
+
+    .venv/bin/python bench/rossmann_blend.py --data-dir ../shared/data/rossmann
+
+Writes its own section of bench/results/rossmann_quality.md (``--out`` for another file).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
+from bench.rossmann_quality import data_folder, describe, spread, window_masks  # noqa: E402
+from harness.config.loading import apply_overrides  # noqa: E402
+from harness.data.tabular import transform_tabular  # noqa: E402
+from harness.host.competition import TrainContext  # noqa: E402
+from harness.progress import echo  # noqa: E402
+from harness.runs import runner  # noqa: E402
+from harness.scoring.metrics import exp_rmspe_fn  # noqa: E402
+from harness.train import seed_everything  # noqa: E402
+from harness_plugins.rossmann import Rossmann  # noqa: E402
+
+TARGET = 0.110
+
+
+def fit(comp, raw, config, seed, window_frame) -> tuple[np.ndarray, float]:
+    """Train on the rows before the window (the config's split); log-sales outputs on the window."""
+    cfg = apply_overrides(config, {"seed": seed})
+    started = time.perf_counter()
+    seed_everything(seed)
+    prepared = comp.prepare(raw, cfg)
+    learn = runner.make_learner(comp, prepared, cfg, device="cpu", echo=False, progress=None)
+    comp.train(TrainContext(learn=learn, config=cfg, prepared=prepared, run=None, workspace=Path(".")))
+    if cfg["model"]["kind"] == "gbm":
+        outputs = comp.gbm_outputs(learn, transform_tabular(window_frame, prepared.state))
+    else:
+        outputs = learn.predict(comp.loader(window_frame, prepared.state, 8192)).numpy().astype(np.float64)
+    return outputs, time.perf_counter() - started
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the network's seeds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_quality.md")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    comp = Rossmann()
+    config = comp.default_config()
+    days = int(config["data"]["valid_days"])
+    raw = comp.load(data_folder(args.data_dir), config)
+    frame = comp.features(raw, config)
+    train, valid = window_masks(comp, frame, config, tuning=False)
+    window_frame = frame[valid]
+    targets = np.log(window_frame["Sales"].to_numpy(dtype=np.float64))
+
+    nets, net_scores, net_seconds = [], [], []
+    for seed in args.seeds:
+        outputs, seconds = fit(comp, raw, config, seed, window_frame)
+        nets.append(outputs)
+        net_scores.append(exp_rmspe_fn(outputs, targets))
+        net_seconds.append(seconds)
+        echo(f"network seed {seed}: {net_scores[-1]:.4f} ({seconds:.0f} s)")
+    gbm, gbm_seconds = fit(comp, raw, apply_overrides(config, {"model.kind": "gbm"}), 0, window_frame)
+    gbm_score = exp_rmspe_fn(gbm, targets)
+    echo(f"gbm: {gbm_score:.4f} ({gbm_seconds:.0f} s)")
+    network = np.mean(nets, axis=0)
+    rows = [
+        ("the network, seeds " + ", ".join(map(str, args.seeds)) + " (each)", spread(net_scores).split(" | ")[0],
+         f"{np.mean(net_seconds):.0f} each"),
+        ("the network's seed ensemble (mean of outputs)", f"{exp_rmspe_fn(network, targets):.4f}", ""),
+        ("LightGBM, model.kind = gbm (its defaults)", f"{gbm_score:.4f}", f"{gbm_seconds:.0f}"),
+        ("mean of the network (seed 0) and LightGBM", f"{exp_rmspe_fn((nets[0] + gbm) / 2, targets):.4f}", ""),
+        ("mean of the seed ensemble and LightGBM", f"{exp_rmspe_fn((network + gbm) / 2, targets):.4f}", ""),
+    ]
+    lines = [f"## The network and LightGBM on the held-out {days} days, and their mean", "",
+             f"Command: `{command_line()}`", "", *environment(), "",
+             f"- Held-out window: {describe(frame, valid)}; trained on {describe(frame, train)}",
+             "- Blends are plain means on log(Sales), fixed before the run (no weight fitted on the window); "
+             f"target {TARGET}", "", "| model | RMSPE on the window | seconds |", "|---|---|---|",
+             *[f"| {name} | {score} | {seconds} |" for name, score, seconds in rows]]
+    section = "\n".join(lines) + "\n"
+    print(section)
+    write_section(args.out, "bench/rossmann_blend.py", section)
+
+
+if __name__ == "__main__":
+    main()
