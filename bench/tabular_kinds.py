@@ -79,9 +79,7 @@ def enter(slug: str, data_dir: Path, workspace: Path, peer_dir: Path, methods) -
     for method in methods:
         started = time.time()
         out = harness(workspace, "blend", name, "--runs", f"{runs['nn']},{runs['gbm']}", "--method", method)
-        blend = run_id(out) if re.search(r"^run \S+?:", out, flags=re.M) else None
-        if blend is None:  # the blend prints its run folder
-            blend = re.findall(r"runs/[^/\s]+/(\S+?)/?\s", out)[-1]
+        blend = Path(re.findall(r"^run folder: (\S+)", out, flags=re.M)[-1]).name
         s = summary(workspace, name, blend)
         result[f"blend_{method}"] = {"run": blend, "cv": s["primary_score"], "in_sample": s.get("in_sample_score"),
                                      "weights": s.get("weights"), "seconds": round(time.time() - started, 1)}
