@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from harness import __version__
-from harness.cli import data, discover, kaggle, new, runs, train, tune
+from harness.cli import auto, data, discover, kaggle, new, runs, train, tune
 from harness.errors import HarnessError
 from harness.workspace import using_workspace
 
@@ -59,7 +59,7 @@ def cli(ctx, workspace):
 for _command in (discover.list_competitions, discover.list_plugins, data.data, new.new,
                  train.train, train.lr_find, train.predict, train.model,
                  runs.runs, runs.explain, runs.generate,
-                 tune.tune, tune.blend, kaggle.submit, kaggle.leaderboard):
+                 tune.tune, tune.blend, kaggle.submit, kaggle.leaderboard, auto.auto):
     cli.add_command(_command)
 del _command
 
