@@ -6,10 +6,18 @@ resnet34 on 224 px images, an AWD-LSTM language model) and each precision mode o
 Learner and checks that parameters, batches and predictions sit on the device, that the loss is
 finite and moves, and that a checkpoint saves and loads; then it reports throughput.
 
+Then data-parallel training (``harness.train.distributed``: DistributedDataParallel, NCCL, one process per
+GPU, every GPU of the machine; gloo and two CPU processes in the dry run): the resnet's images/s and the
+AWD-LSTM's tokens/s per process, with each process's batch and data the one-process run's (weak scaling),
+against one process on one device in the same script: scaling efficiency = per-process throughput / the
+one process's. With a single GPU the job has one process (no gradient exchange): only the NCCL path is
+checked.
+
     python bench/gpu_check.py                    # on the GPU machine (CUDA expected)
     python bench/gpu_check.py --device cpu --small   # a dry run here, to check the script itself
 
-No test depends on it; results go to bench/results/gpu.md by hand, with the date and the card.
+No test depends on it; results go to bench/results/gpu.md (data-parallel: bench/results/ddp.md) by hand,
+with the date and the card.
 """
 from __future__ import annotations
 
@@ -27,7 +35,7 @@ from harness.data.loaders import TensorLoader
 from harness.models.awd_lstm import AWDLSTM, LanguageModel
 from harness.text.callbacks import ResetState
 from harness.models.collab import DotProductBias
-from harness.train import Callback, Learner
+from harness.train import Callback, Learner, distributed
 from harness.train.callbacks import Recorder
 
 
@@ -51,10 +59,12 @@ def collab(n, small):
     return model, dl, nn.MSELoss(), rows, "ratings"
 
 
-def vision(n, small):
+def vision(n, small, scale=1):
+    """``scale``: that many times the images, for a job of that many processes (each with the same share)."""
     from harness.models.vision import VisionModel
 
     size, count = (64, 64) if small else (224, 512)
+    count *= scale
     x = torch.randn(count, 3, size, size)
     y = torch.randint(0, 120, (count,))
     model = VisionModel(120, "resnet18" if small else "resnet34", pretrained=False)
@@ -63,8 +73,9 @@ def vision(n, small):
     return model, dl, nn.NLLLoss(), count, "images"
 
 
-def language_model(n, small):
+def language_model(n, small, scale=1):
     vocab, bs, bptt, batches = (2000, 16, 35, 8) if small else (30_000, 64, 70, 40)
+    batches *= scale
     tokens = torch.randint(2, vocab, (batches * bs, bptt + 1), generator=torch.Generator().manual_seed(0))
     encoder = AWDLSTM(vocab, 100 if small else 400, 300 if small else 1150, 3)  # 1150: fast.ai wt103 (ulmfit)
     model = LanguageModel(encoder)
@@ -94,6 +105,54 @@ def check(name, build, device, mode, small):
     return f"| {name} | {mode} ({amp}) | {units / seconds:,.0f} {unit_name}/s | {first:.4f} -> {last:.4f} | ok |"
 
 
+def throughput(name, device, small, scale=1) -> float:
+    """Units per second of this process in one epoch after a warm-up epoch, mixed precision "auto"; in a
+    job each process trains its share (``scale`` = processes) of the data."""
+    build = {"resnet": vision, "awd-lstm": language_model}[name]
+    model, dl, loss_fn, units, _ = build(device, small, scale)
+    cbs = [Recorder(echo=False), DeviceCheck()] + ([ResetState()] if name == "awd-lstm" else [])
+    learn = Learner(model, dl, None, loss_fn, device=device, mixed_precision="auto", callbacks=cbs)
+    learn.fit(1, 1e-3)
+    synchronize(device)
+    start = time.perf_counter()
+    learn.fit(1, 1e-3)
+    synchronize(device)
+    return units / scale / (time.perf_counter() - start)
+
+
+def synchronize(device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    if distributed.active():
+        torch.distributed.barrier()
+
+
+def ddp_process(device_type, small, scale) -> dict:
+    """One process of the data-parallel check: its images/s and tokens/s."""
+    with distributed.joined(device_type) as device:
+        return {name: throughput(name, device, small, scale) for name in ("resnet", "awd-lstm")}
+
+
+def ddp_check(device, small) -> None:
+    nproc = torch.cuda.device_count() if device.type == "cuda" else 2
+    print(f"\n## data-parallel: {nproc} process(es), {'NCCL, one GPU each' if device.type == 'cuda' else 'gloo, CPU'}"
+          f"{' (one process: no gradient exchange)' if nproc == 1 else ''}")
+    print("| workload | one process | per process in the job (min .. max) | job total | scaling efficiency |")
+    print("|---|---|---|---|---|")
+    single = {name: throughput(name, device, small) for name in ("resnet", "awd-lstm")}
+    try:
+        results = distributed.launch(nproc, ddp_process, device.type, small, nproc, cuda=device.type == "cuda",
+                                     what="data-parallel check")
+    except Exception as exc:  # report, as the table above does
+        print(f"| all | - | - | - | FAILED: {type(exc).__name__}: {exc} |", flush=True)
+        return
+    for name, unit in (("resnet", "images"), ("awd-lstm", "tokens")):
+        each = [results[rank][name] for rank in sorted(results)]
+        per = sum(each) / len(each)
+        print(f"| {name} | {single[name]:,.0f} {unit}/s | {per:,.0f} {unit}/s ({min(each):,.0f} .. {max(each):,.0f}) "
+              f"| {sum(each):,.0f} {unit}/s | {per / single[name]:.0%} |", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -112,6 +171,7 @@ def main():
                 print(check(name, build, device, mode, args.small), flush=True)
             except Exception as exc:  # report every failure, keep checking the rest
                 print(f"| {name} | {mode} | - | - | FAILED: {type(exc).__name__}: {exc} |", flush=True)
+    ddp_check(device, args.small)
 
 
 if __name__ == "__main__":

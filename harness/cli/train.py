@@ -2,7 +2,9 @@
 predict with a trained run, show the model's layers."""
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import click
 
@@ -10,6 +12,11 @@ from harness.cli.common import competition_named, config_for, pretrained_overrid
 from harness.cli.options import config_option, data_dir_option, device_option, pretrained_options, set_option
 from harness.errors import HarnessError
 from harness.workspace import data_dir_for
+
+
+def under_torchrun() -> bool:
+    """Whether torchrun (or --nproc) started this process as one of several (torch-free: env vars only)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
 @click.command("train")
@@ -29,16 +36,67 @@ from harness.workspace import data_dir_for
                                                     "`--resume --run ID` trains the rest and joins them.")
 @click.option("--folds-file", help="Train K fold models on the folds of this CSV (a K-fold run's folds.csv: "
                                    "`row`, then `fold`), so they can be blended with that run.")
+@click.option("--nproc", type=int, help="Train one model in N processes of this machine with DistributedDataParallel "
+                                        "(gloo on the CPU; NCCL on CUDA, one GPU each); train.batch_size is each "
+                                        "process's. Under torchrun leave it out.")
+@click.option("--devices", help="With K folds: train the fold models in parallel, one process per device: "
+                                "0,1 (GPUs), cpu,cpu, or a number of CPU processes.")
 @data_dir_option
 @device_option
 @click.pass_context
 def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id, folds,
-          only_fold, folds_file, data_dir, device):
+          only_fold, folds_file, nproc, devices, data_dir, device):
     """Train a model for competition NAME, score it on validation and write a submission."""
-    from harness.runs.folder import Run
-
     comp = competition_named(name)
     workspace = workspace_of(ctx)
+    if nproc is not None and nproc < 1:
+        raise HarnessError(f"--nproc {nproc}: give the number of processes, 1 or more")
+    if nproc and nproc > 1 and devices:
+        raise HarnessError("--nproc trains one model in several processes, --devices spreads fold models over "
+                           "devices; give one")
+    device_list = parse_devices(devices) if devices else None
+
+    def resolve():
+        """What to train: (config, run id to resume or None, K-fold?); None when nothing is left to do."""
+        return job_for(comp, workspace, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained,
+                       resume, run_id, folds, only_fold, folds_file)
+
+    if under_torchrun() or (nproc or 1) > 1:
+        train_data_parallel(comp, workspace, resolve, nproc, data_dir, device)
+        return
+    job = resolve()
+    if job is None:
+        return
+    path = data_dir_for(workspace, comp, data_dir)
+    # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
+    from harness.runs import runner
+    from harness.runs.folder import Run
+    from harness.runs.kfold import train_folds
+
+    run = Run.at(workspace, name, job["resume"]) if job["resume"] else None
+    if job["folds"] is not None:
+        run = train_folds(comp, job["config"], path, workspace, job["folds"], only_fold=only_fold, device=device,
+                          resume=run, folds_file=folds_file, devices=device_list)
+        if not run.finished:  # --fold I: one fold of several
+            click.echo(f"run {run.id}: fold {only_fold} trained; `harness train {name} --resume --run {run.id}` "
+                       "trains the others and joins them")
+            click.echo(f"run folder: {run.dir}")
+            return
+    else:
+        if device_list:
+            raise HarnessError("--devices spreads K fold models over devices; add --folds K (or use --nproc N to "
+                               "train one model in N processes)")
+        run = runner.train(comp, job["config"], path, workspace, device=device, resume=run)
+    report(run)
+
+
+def job_for(comp, workspace, config_file, overrides, epochs, lr, schedule, pretrained, no_pretrained, resume, run_id,
+            folds, only_fold, folds_file) -> dict | None:
+    """The config to train with, the run to resume (its id) and the number of folds (None: one split, 0: the
+    folds of a resumed run or of --folds-file); None when a resumed run has finished already."""
+    from harness.runs.folder import Run
+
+    name = comp.name
     run = None
     if resume:
         if config_file or overrides or epochs or lr or schedule or pretrained or no_pretrained:
@@ -48,7 +106,7 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
         run = Run.find(workspace, name, run_id, unfinished=True)
         if run.finished:
             click.echo(f"run {run.id} of {name} finished already ({score_text(run.summary())}); nothing to resume")
-            return
+            return None
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
@@ -58,30 +116,102 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
             raise HarnessError(f"--folds {folds}: give 2 or more folds (or leave --folds out for one split)")
         if only_fold is not None and not folds:
             raise HarnessError("--fold I needs --folds K: the number of folds it is one of")
-    path = data_dir_for(workspace, comp, data_dir)
-    # Config and file errors are reported above, before torch is imported (seconds on a busy machine).
-    from harness.runs import runner
-
-    from harness.runs.kfold import config_folds, train_folds
+    from harness.runs.kfold import config_folds  # torch-free
 
     folds = folds or (None if resume else config_folds(config))  # --folds K, or the config's validation.folds
     if folds_file and folds:
         raise HarnessError("--folds-file sets the folds; drop --folds")
-    if folds or folds_file or (run is not None and run.path("folds.csv").exists()):
-        run = train_folds(comp, config, path, workspace, folds or 0, only_fold=only_fold, device=device, resume=run,
-                          folds_file=folds_file)
-        if not run.finished:  # --fold I: one fold of several
-            click.echo(f"run {run.id}: fold {only_fold} trained; `harness train {name} --resume --run {run.id}` "
-                       "trains the others and joins them")
-            click.echo(f"run folder: {run.dir}")
-            return
-    else:
-        run = runner.train(comp, config, path, workspace, device=device, resume=run)
+    k_fold = folds or folds_file or (run is not None and run.path("folds.csv").exists())
+    return {"config": config, "resume": run.id if run else None, "folds": (folds or 0) if k_fold else None}
+
+
+def report(run) -> None:
     summary = run.summary()
-    click.echo(f"run {run.id}: {score_text(summary)} ({summary['train_seconds']:.1f} s on {summary['device']})")
+    click.echo(f"run {run.id}: {score_text(summary)} ({summary['train_seconds']:.1f} s on {summary['device']}"
+               + (f", {summary['processes']} processes" if summary.get("processes", 1) > 1 else "") + ")")
     click.echo(f"run folder: {run.dir}")
     if "submission" in summary:
         click.echo(f"submission: {summary['submission']}")
+
+
+def train_data_parallel(comp, workspace, resolve, nproc, data_dir, device) -> None:
+    """One model in several processes: started here (--nproc N, torch's elastic launcher) or by torchrun."""
+    from harness.train import distributed
+
+    if under_torchrun():
+        if nproc and nproc > 1:
+            raise HarnessError("--nproc inside a job started by torchrun: leave --nproc out (torchrun starts the processes)")
+        with distributed.joined(device) as process_device:
+            job = distributed.from_main(resolve)  # rank 0 reads the config (and the run to resume), the others get it
+            if job is None:
+                return
+            main = distributed.is_main()
+            run = train_process_body(comp, job, workspace, data_dir, process_device)
+        if main:
+            report(run)
+        return
+    job = resolve()
+    if job is None:
+        return
+    data_dir_for(workspace, comp, data_dir)  # a missing data folder is said once, before any process starts
+    cuda = distributed.process_device(device).type == "cuda"
+    if cuda:
+        import torch
+
+        if nproc > torch.cuda.device_count():
+            raise HarnessError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s), one per process; "
+                               "give at most that many, or --device cpu")
+    check_one_model(job)
+    results = distributed.launch(nproc, train_process, comp.name, job, str(workspace), data_dir, device, cuda=cuda,
+                                 what="training", then="rerun the command with --resume to continue from the last checkpoint")
+    from harness.runs.folder import Run
+
+    report(Run(Path(results[0])))
+
+
+def check_one_model(job: dict) -> None:
+    if job["folds"] is not None:
+        raise HarnessError("data-parallel training (--nproc, torchrun) trains one model; K fold models train in "
+                           "parallel with --folds K --devices ...")
+
+
+def train_process(name, job, workspace, data_dir, device):
+    """One process of `harness train NAME --nproc N`; rank 0 returns its run folder."""
+    from harness.train import distributed
+
+    comp = competition_named(name)
+    with distributed.joined(device) as process_device:
+        run = train_process_body(comp, job, Path(workspace), data_dir, process_device)
+        return str(run.dir) if distributed.is_main() else None
+
+
+def train_process_body(comp, job, workspace, data_dir, device):
+    """What every process of a data-parallel job runs (under torchrun or --nproc): the run flow on its
+    device; rank 0 resumes or creates the run folder."""
+    from harness.runs import runner
+    from harness.runs.folder import Run
+
+    check_one_model(job)
+    path = data_dir_for(workspace, comp, data_dir)
+    resume = Run.at(workspace, comp.name, job["resume"]) if job["resume"] else None
+    return runner.train(comp, job["config"], path, workspace, device=str(device), resume=resume)
+
+
+def parse_devices(text: str) -> list[str]:
+    """--devices: 0,1 (GPUs), cuda:0,cpu,... or a number N (N CPU processes)."""
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if len(items) == 1 and items[0].isdigit() and "," not in str(text):
+        count = int(items[0])
+        if count < 1:
+            raise HarnessError(f"--devices {text}: give a number of processes of 1 or more, or a list such as 0,1")
+        return ["cpu"] * count
+    devices = [f"cuda:{item}" if item.isdigit() else item for item in items]
+    if not devices:
+        raise HarnessError(f"--devices {text!r}: give devices such as 0,1 (GPUs), cpu,cpu, or a number of CPU processes")
+    for item in devices:
+        if not (item == "cpu" or item.startswith("cuda")):
+            raise HarnessError(f"--devices {text}: {item!r} is not a device; use GPU numbers (0,1), cuda:N or cpu")
+    return devices
 
 
 @click.command("lr-find")
@@ -98,6 +228,8 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
 @click.pass_context
 def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrained, no_pretrained, data_dir, device):
     """Sweep the learning rate, plot loss against it (PNG) and suggest a rate."""
+    if under_torchrun():
+        raise HarnessError("lr-find runs in one process only; run it without torchrun")
     comp = competition_named(name)
     workspace = workspace_of(ctx)
     config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))

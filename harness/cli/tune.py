@@ -7,6 +7,7 @@ import click
 
 from harness.cli.common import competition_named, config_for, workspace_of
 from harness.cli.options import config_option, data_dir_option, device_option, set_option
+from harness.cli.train import parse_devices
 from harness.errors import HarnessError
 from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget
 
@@ -39,13 +40,15 @@ def _storage_url(ctx, storage):
 @click.option("--export", "export_path",
               help="Write the best trial (or --trial N) as a config for `harness train NAME --config FILE`.")
 @click.option("--trial", "trial_number", type=int, help="With --export: this trial instead of the best.")
+@click.option("--devices", help="One worker process per device on the same study: 0,1 (GPUs), cpu,cpu, or a "
+                                "number of CPU processes; --trials is shared between them.")
 @config_option
 @set_option
 @data_dir_option
 @device_option
 @click.pass_context
 def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, seed, heartbeat, show, export_path,
-         trial_number, config_file, overrides, data_dir, device):
+         trial_number, devices, config_file, overrides, data_dir, device):
     """Search NAME's hyperparameters with Optuna (the config's [search] table).
 
     Rerunning continues the study; running the same command on more machines with a shared
@@ -57,6 +60,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
         raise HarnessError(f"--heartbeat {heartbeat}: give a number of seconds of at least 1")
     if export_path and Path(export_path).is_dir():
         raise HarnessError(f"--export {export_path} is a folder; give a file name such as best.toml")
+    device_list = parse_devices(devices) if devices else None
     from harness.workspace import data_dir_for
     from harness.tune import export, report, study as studies
 
@@ -80,7 +84,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     click.echo(f"study {study_name!r} in {studies.shown_url(url)}")
     study, _ = studies.tune(comp, config, path, workspace, n_trials=n_trials, timeout=timeout, storage_url=url,
                             study_name=study_name, sampler=sampler, pruner=pruner, seed=seed, device=device,
-                            heartbeat=heartbeat)
+                            heartbeat=heartbeat, devices=device_list)
     states = [t.state.name.lower() for t in study.get_trials(deepcopy=False)]
     click.echo(f"{len(states)} trials in the study: " + ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states))))
     try:

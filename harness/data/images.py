@@ -17,8 +17,9 @@ from typing import Callable, Sequence
 import torch
 from PIL import Image, UnidentifiedImageError
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, RandomSampler, Sampler, SequentialSampler
 
+from harness.data.loaders import check_split, shard_slices
 from harness.errors import HarnessError
 from harness.progress import echo, progress_bar
 from harness.workspace import torch_save, write_json
@@ -109,10 +110,41 @@ class ImageDataset(Dataset):
         return self.transform(image), self.labels[i]
 
 
+class RankBatches(Sampler):
+    """Batches of image indices in ``sampler``'s order (torch's shuffled or sequential sampler), and under
+    data-parallel training this process's share of them (``harness.data.loaders.shard_slices``: the same
+    global batches as one process with ``processes x batch_size``). torch's DistributedSampler instead
+    strides the rows, pads the last batch with repeated images and reshuffles from ``seed + epoch``, which
+    would not give one process's batches nor keep the loader's own generator (and so its resume state)."""
+
+    def __init__(self, sampler, batch_size: int, drop_last_single: bool):
+        self.sampler, self.batch_size, self.drop_last_single = sampler, batch_size, drop_last_single
+        self.rank, self.world, self.whole_batches = 0, 1, True
+
+    def slices(self) -> list[slice]:
+        return shard_slices(len(self.sampler), self.batch_size, self.rank, self.world, self.whole_batches,
+                            drop_last_single=self.drop_last_single)
+
+    def __len__(self) -> int:
+        return len(self.slices())
+
+    def __iter__(self):
+        order = list(self.sampler)  # drawn when the first batch is asked for, as torch's BatchSampler does
+        for sl in self.slices():
+            yield order[sl]
+
+
 class ImageLoader(DataLoader):
     """A DataLoader that owns the generator of its shuffle order (and of its worker seeds), advanced
     each epoch; the Learner saves and restores it with every checkpoint, so a resumed run continues
-    the sequence of orders instead of replaying the first one."""
+    the sequence of orders instead of replaying the first one. ``split_over(rank, world)`` makes it
+    yield one process's share of the batches."""
+
+    def split_over(self, rank: int, world: int, whole_batches: bool = True) -> None:
+        batches = self.batch_sampler
+        if world > 1 and whole_batches:
+            check_split(len(batches.sampler), batches.batch_size, world)
+        batches.rank, batches.world, batches.whole_batches = rank, world, whole_batches
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state()} if self.generator is not None else {}
@@ -129,13 +161,12 @@ def image_loader(paths, labels, transform, batch_size=64, shuffle=False, num_wor
     of one image (``drop_last_single``, by default when ``shuffle``): BatchNorm cannot train on it."""
     dataset = ImageDataset(paths, labels, transform, draft_size)
     drop_single = shuffle if drop_last_single is None else drop_last_single
-    n = len(dataset)
     # Loaders that do not shuffle (validation, test, TTA) draw worker seeds from the global generator,
     # so that each augmented TTA pass differs.
     generator = torch.Generator().manual_seed(seed) if shuffle else None
-    return ImageLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                       generator=generator, drop_last=drop_single and batch_size > 1 and n > 1 and n % batch_size == 1,
-                       persistent_workers=False, pin_memory=torch.cuda.is_available())
+    sampler = RandomSampler(dataset, generator=generator) if shuffle else SequentialSampler(dataset)
+    return ImageLoader(dataset, batch_sampler=RankBatches(sampler, batch_size, drop_single), num_workers=num_workers,
+                       generator=generator, persistent_workers=False, pin_memory=torch.cuda.is_available())
 
 
 @torch.no_grad()

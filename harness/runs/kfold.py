@@ -6,6 +6,10 @@ on the same rows), ``fold-<i>/`` (an ordinary run folder per fold, with its chec
 and ``oof_targets.npy`` (in the order of the competition's ``fold_rows``), ``cv.csv`` and ``cv.png`` (the
 per-fold table and its plot), ``test_preds.npy`` (the mean of the folds' test outputs),
 ``submission.csv`` and ``summary.json``. Killed, it resumes at the fold (and epoch) where it stopped.
+
+With ``devices`` the fold models train in parallel, one process per device (forked on the CPU, spawned
+for CUDA, by torch's elastic launcher), each taking every len(devices)-th fold left to train; this
+process then joins them as if they had trained one after the other (the same OOF predictions on the CPU).
 """
 from __future__ import annotations
 
@@ -43,16 +47,16 @@ def fold_plan(rows, config: dict, n_folds: int):
 
 def train_folds(competition: Competition, config: dict, data_dir: Path, workspace: Path, n_folds: int,
                 only_fold: int | None = None, device=None, resume: Run | None = None, echo=True,
-                progress=None, on_run=None, on_fold=None, folds_file=None) -> Run:
+                progress=None, on_run=None, on_fold=None, folds_file=None, devices=None) -> Run:
     """Train the K fold models of ``competition`` (or fold ``only_fold`` alone) into one run folder.
 
     ``on_run(run)`` is called once the run folder exists; ``on_fold(i, scores)`` after each fold with
     the fold scores so far (tuning reports their running mean to the pruner, which may stop the run).
     ``folds_file``: train on the folds of this CSV (another run's folds.csv), so the models can be blended.
+    ``devices`` (e.g. ["cuda:0", "cuda:1"] or ["cpu", "cpu"]): train the folds in parallel, one process each.
     """
-    from harness.runs import runner
-    from harness.train import seed_everything
-
+    if devices and (only_fold is not None or on_fold is not None):
+        raise HarnessError("--devices trains the folds in parallel; --fold I (one fold) trains on one device: drop one")
     started = time.time()
     with using_workspace(workspace):
         raw = competition.load(data_dir, config)
@@ -80,23 +84,17 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
         click.echo(plan.describe(), err=True)
         try:
             wanted = range(n_folds) if only_fold is None else [only_fold]
-            for i in wanted:
-                fold_run = fold_folder(run, i)
-                if fold_run.finished:
-                    continue  # trained before the run was killed
-                train_rows, valid_rows = plan.train_index(i), plan.valid_index(i)
-                click.echo(f"fold {i + 1}/{n_folds}: {len(train_rows)} training rows, {len(valid_rows)} validation rows",
-                           err=True)
-                resumed = fold_run.dir.exists() and fold_run.checkpoint.is_file()
-                fold_run.dir.mkdir(parents=True, exist_ok=True)
-                seed_everything(int(config.get("seed", 0)))
-                prepared = competition.prepare(raw, config, rows=(train_rows, valid_rows))
-                learn = runner.make_learner(competition, prepared, config, device, echo=echo, progress=progress)
-                runner.finish_run(competition, config, raw, prepared, learn, fold_run, data_dir, workspace,
-                                  time.time(), resumed=resumed, record=False)
-                if on_fold is not None:
-                    done = [fold_folder(run, j) for j in range(n_folds)]
-                    on_fold(i, [r.summary()["primary_score"] for r in done if r.finished])
+            left = [i for i in wanted if not fold_folder(run, i).finished]  # the others trained before a kill
+            if devices:
+                if left:
+                    train_on_devices(devices, competition, config, raw, plan, run, left, data_dir, workspace)
+            else:
+                for i in left:
+                    train_fold(competition, config, raw, plan, run, i, data_dir, workspace, device, echo=echo,
+                               progress=progress)
+                    if on_fold is not None:
+                        done = [fold_folder(run, j) for j in range(n_folds)]
+                        on_fold(i, [r.summary()["primary_score"] for r in done if r.finished])
             if only_fold is None:
                 combine_folds(competition, run, plan, started)
                 run.finish()
@@ -106,6 +104,58 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
                 run.mark_failed(exc)
             raise
     return run
+
+
+def train_fold(competition: Competition, config: dict, raw, plan, run: Run, i: int, data_dir, workspace, device,
+               echo=True, progress=None) -> Run:
+    """Fold ``i``'s model, from the seed up (so a fold trains alike alone, in sequence or in parallel)."""
+    from harness.runs import runner
+    from harness.train import seed_everything
+
+    fold_run = fold_folder(run, i)
+    train_rows, valid_rows = plan.train_index(i), plan.valid_index(i)
+    click.echo(f"fold {i + 1}/{plan.n_folds}: {len(train_rows)} training rows, {len(valid_rows)} validation rows",
+               err=True)
+    resumed = fold_run.dir.exists() and fold_run.checkpoint.is_file()
+    fold_run.dir.mkdir(parents=True, exist_ok=True)
+    seed_everything(int(config.get("seed", 0)))
+    prepared = competition.prepare(raw, config, rows=(train_rows, valid_rows))
+    learn = runner.make_learner(competition, prepared, config, device, echo=echo, progress=progress)
+    runner.finish_run(competition, config, raw, prepared, learn, fold_run, data_dir, workspace,
+                      time.time(), resumed=resumed, record=False)
+    return fold_folder(run, i)
+
+
+def train_on_devices(devices, competition, config, raw, plan, run: Run, folds, data_dir, workspace) -> None:
+    """The ``folds`` in parallel, one process per device, each taking every len(devices)-th of them."""
+    from harness.train import distributed
+
+    cuda = distributed.check_devices(devices)
+    count = min(len(devices), len(folds))
+    click.echo(f"training {len(folds)} fold model(s) in {count} processes on {', '.join(devices[:count])}", err=True)
+    # A forked process has the data already; a spawned one (CUDA) reads it again rather than get a pickled copy.
+    distributed.launch(count, train_fold_share, devices[:count], competition, config, None if cuda else raw, plan,
+                       str(run.dir), folds, str(data_dir), str(workspace), cuda=cuda, what="fold training",
+                       then=f"`harness train {competition.name} --resume --run {run.id}` trains the folds left")
+
+
+def train_fold_share(devices, competition, config, raw, plan, run_dir, folds, data_dir, workspace) -> None:
+    """One process of ``train_on_devices``: its share of the folds on its device, tables and bars off (they
+    would interleave), one line per fold."""
+    from harness.train import distributed
+
+    device = distributed.device_of(devices)
+    rank = distributed.local_rank()
+    with using_workspace(workspace):
+        if raw is None:
+            raw = competition.load(Path(data_dir), config)
+        for i in folds[rank::len(devices)]:
+            fold_run = train_fold(competition, config, raw, plan, Run(Path(run_dir)), i, Path(data_dir), Path(workspace),
+                                  device, echo=False, progress=False)
+            summary = fold_run.summary()
+            score = summary.get("primary_score")
+            click.echo(f"fold {i + 1}/{plan.n_folds} on {device}: {summary.get('primary_metric')} = "
+                       + (f"{score:.5f}" if isinstance(score, float) else "-"), err=True)
 
 
 def fold_folder(run: Run, i: int) -> Run:

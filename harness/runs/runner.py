@@ -1,8 +1,16 @@
-"""The shared flow from raw files to a trained run and a submission, for any competition."""
+"""The shared flow from raw files to a trained run and a submission, for any competition.
+
+In a group of processes (data-parallel training, ``harness.train.distributed``) every process runs the
+same flow on the same data and config; rank 0 alone writes the run folder, the leaderboard entry and the
+prediction, shows the bar and prints the table. The others train in a scratch run folder of their own
+(a recipe's extra files land there) that goes when they finish.
+"""
 from __future__ import annotations
 
 import math
 import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -13,8 +21,8 @@ from harness.host.competition import Competition, Predictions, Prepared, TrainCo
 from harness.config.loading import config_hash
 from harness.errors import HarnessError
 from harness.runs.leaderboard import record_run
-from harness.runs.folder import Run
-from harness.train import Learner, seed_everything
+from harness.runs.folder import PARTIAL, Run
+from harness.train import Learner, distributed, seed_everything
 from harness.train.callbacks import Checkpoint, EarlyStopping, ProgressBar, Recorder
 from harness.workspace import using_workspace, write_csv, write_json
 
@@ -23,12 +31,14 @@ def make_learner(competition: Competition, prepared, config: dict, device=None, 
                  progress=None) -> Learner:
     own = competition.make_learner(prepared, config, echo=echo, progress=progress)
     if own is not None:  # a model that is not a torch network (gradient boosting) brings its own learner
+        distributed.refuse(f"{type(own).__name__} (model.kind = {config.get('model', {}).get('kind')!r})")
         return own
     t = config["train"]
     model = competition.build_model(prepared.state, config)
-    # progress: None shows the bar on a terminal only; True forces it on, False off.
-    bar = ProgressBar(disable=None if progress is None else not progress)
-    cbs = [Recorder(echo=echo), bar, *competition.callbacks(config), *callbacks]
+    # progress: None shows the bar on a terminal only; True forces it on, False off. Rank 0's only.
+    main = distributed.is_main()
+    bar = ProgressBar(disable=(None if progress is None else not progress) if main else True)
+    cbs = [Recorder(echo=echo and main), bar, *competition.callbacks(config), *callbacks]
     if t.get("early_stopping_patience", 0):
         cbs.append(EarlyStopping(t["early_stopping_patience"]))
     return Learner(
@@ -45,9 +55,11 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
     The run is built in ``<id>.partial/`` and renamed when complete; if anything raises, the folder is
     marked failed (``failed.json``) and keeps its checkpoints, so ``--resume`` can finish it.
     ``on_run(run)`` is called as soon as the run folder exists (tuning records the trial's run).
+    In a group of processes, ``resume`` need exist on rank 0 only (the others get its checkpoint from it).
     """
     started = time.time()
-    if resume is not None:
+    main = distributed.is_main()
+    if resume is not None and main:
         check_resumable(resume)
     with using_workspace(workspace):  # caches deep in the plugin (tokens, activations) go under it
         seed_everything(int(config.get("seed", 0)))
@@ -56,8 +68,8 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
         prepared = competition.prepare(raw, config)
         # The model is built before the run folder exists, so a bad config leaves nothing behind.
         learn = make_learner(competition, prepared, config, device, callbacks, echo=echo, progress=progress)
-        run = resume or Run.create(workspace, competition.name, partial=True)
-        if on_run is not None:
+        run = (resume or Run.create(workspace, competition.name, partial=True)) if main else scratch_run()
+        if on_run is not None and main:
             on_run(run)
         try:
             finish_run(competition, config, raw, prepared, learn, run, data_dir, workspace, started,
@@ -66,7 +78,17 @@ def train(competition: Competition, config: dict, data_dir: Path, workspace: Pat
             if not run.finished:
                 run.mark_failed(exc)
             raise
+        finally:
+            if not main:
+                shutil.rmtree(run.dir.parent, ignore_errors=True)
     return run
+
+
+def scratch_run() -> Run:
+    """A throwaway run folder for a process other than rank 0 (outside the workspace)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"harness-rank{distributed.rank()}-")) / f"scratch{PARTIAL}"
+    folder.mkdir()
+    return Run(folder)
 
 
 def check_resumable(run: Run) -> None:
@@ -81,9 +103,13 @@ def check_resumable(run: Run) -> None:
 def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, data_dir, workspace, started,
                resumed: bool, record: bool = True) -> None:
     """Everything after the run folder exists: fit (or continue), score, predict, summary, rename; and
-    (``record``) the run on the local leaderboard (a K-fold run records itself, not its folds)."""
-    run.save_config(config)
-    run.save_state(prepared.state)
+    (``record``) the run on the local leaderboard (a K-fold run records itself, not its folds).
+    In a group of processes all train and validate; rank 0 alone goes on to write the rest."""
+    main = distributed.is_main()
+    if main:
+        run.save_config(config)
+        run.save_state(prepared.state)
+    # In every process: a checkpoint gathers each process's random state; rank 0 writes it.
     learn.add_callbacks([Checkpoint(run.path("checkpoints"))])
     if resumed:
         try:
@@ -94,6 +120,8 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
     if learn.valid_dl is not None and math.isnan(learn.valid_loss):
         # A run resumed after its last epoch's checkpoint trains no more; score the restored model.
         learn.validate()
+    if not main:
+        return
     learn.save_model(run.path("model.pt"))
     history = run.save_history(learn.recorder, title=f"{competition.name} {run.id}")
     if learn.valid_preds is not None:
@@ -106,7 +134,8 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
         "primary_metric": learn.primary_metric.name if learn.primary_metric else "valid_loss",
         "primary_score": None if primary is None or math.isnan(primary) else primary,
         "direction": learn.primary_metric.direction if learn.primary_metric else "minimize",
-        "epochs": len(history), "device": str(learn.device), "torch": torch.__version__,
+        "epochs": len(history), "device": str(learn.device), "processes": distributed.world_size(),
+        "torch": torch.__version__,
         "machine": platform.node(), "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "train_seconds": round(time.time() - started, 2),
     }

@@ -1,6 +1,9 @@
 """Batches for text: language-model streams, and length-bucketed classifier batches.
 
-Both loaders keep their own torch.Generator, so a checkpoint restores the exact order.
+Both loaders keep their own torch.Generator, so a checkpoint restores the exact order. Under
+data-parallel training the Learner calls ``split_over(rank, world)``: the language model's processes each
+read their own ``bs`` streams of one layout of ``world x bs`` streams, and the classifier's each take a part
+of every batch of ``world x bs`` documents (or, to evaluate, a block of the batches).
 """
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import math
 
 import numpy as np
 import torch
+
+from harness.errors import HarnessError
 
 
 class LMLoader:
@@ -30,18 +35,31 @@ class LMLoader:
         self.variable_bptt = shuffle if variable_bptt is None else variable_bptt
         self.generator = torch.Generator().manual_seed(seed)
         n_tokens = sum(len(d) for d in self.docs)
-        if max_tokens:
-            n_tokens = min(n_tokens, max_tokens)
-        self.row_len = n_tokens // bs
-        if self.row_len < 2:
-            raise ValueError(f"{n_tokens} tokens are too few for {bs} language-model streams")
+        self.total_tokens = min(n_tokens, max_tokens) if max_tokens else n_tokens
+        self.rank, self.world = 0, 1
+        if self.total_tokens // bs < 2:
+            raise ValueError(f"{self.total_tokens} tokens are too few for {bs} language-model streams")
+        self.layout()
+
+    def layout(self) -> None:
+        """Rows of the stream: ``bs`` of them per process, ``world x bs`` in all."""
+        self.row_len = self.total_tokens // (self.bs * self.world)
         # Each row yields row_len - 1 input positions (its last token is only a target).
         self.n_steps = self.row_len - 1
         if self.variable_bptt:
-            mean = bptt * (0.95 + 0.05 / 2)
+            mean = self.bptt * (0.95 + 0.05 / 2)
             self._len = min(self.n_steps, max(1, round(self.n_steps / mean)))
         else:
-            self._len = math.ceil(self.n_steps / bptt)
+            self._len = math.ceil(self.n_steps / self.bptt)
+
+    def split_over(self, rank: int, world: int, whole_batches: bool = True) -> None:
+        """Read streams ``rank x bs`` to ``(rank + 1) x bs`` of a layout of ``world x bs`` (training and
+        evaluation alike: every process takes the same number of batches of the same lengths)."""
+        if self.total_tokens // (self.bs * world) < 2:
+            raise HarnessError(f"{self.total_tokens} tokens are too few for {self.bs} language-model streams in "
+                               f"each of {world} processes; lower the language model's batch size or use fewer processes")
+        self.rank, self.world = rank, world
+        self.layout()
 
     def __len__(self) -> int:
         return self._len
@@ -54,8 +72,9 @@ class LMLoader:
         """This epoch's token streams, shape (bs, row_len)."""
         order = (torch.randperm(len(self.docs), generator=self.generator).tolist() if self.shuffle
                  else range(len(self.docs)))
-        flat = np.concatenate([self.docs[i] for i in order])[: self.row_len * self.bs]
-        return torch.from_numpy(flat).view(self.bs, self.row_len)
+        rows = self.bs * self.world
+        flat = np.concatenate([self.docs[i] for i in order])[: self.row_len * rows]
+        return torch.from_numpy(flat).view(rows, self.row_len)[self.rank * self.bs:(self.rank + 1) * self.bs]
 
     def seq_lens(self) -> list[int]:
         """This epoch's ``len(self)`` batch lengths; they add up to exactly ``row_len - 1``, so every
@@ -114,28 +133,63 @@ class SortedBucketLoader:
         self.drop_single = shuffle if drop_single is None else drop_single
         self.lengths = np.array([len(d) for d in self.docs])
         self.generator = torch.Generator().manual_seed(seed)
+        self.rank, self.world, self.whole_batches = 0, 1, True
+
+    def split_over(self, rank: int, world: int, whole_batches: bool = True) -> None:
+        """Yield process ``rank`` of ``world``'s part of every batch of ``world x bs`` documents
+        (``whole_batches``, training), or its block of the batches (evaluation: in rank order, the order
+        of one process)."""
+        if world > 1 and whole_batches and self.bs * world > len(self.docs):
+            raise HarnessError(f"train.batch_size = {self.bs} per process x {world} processes is larger than the "
+                               f"{len(self.docs)} training documents; lower it or use fewer processes")
+        self.rank, self.world, self.whole_batches = rank, world, whole_batches
+
+    @property
+    def global_bs(self) -> int:
+        """Documents in a batch of all the processes together."""
+        return self.bs * self.world if self.whole_batches else self.bs
+
+    def _min_part(self) -> int:
+        """The fewest documents a process's part of a batch may have (a BatchNorm head needs two)."""
+        return 2 if self.drop_single and self.bs > 1 else 1
 
     def _drops_last(self) -> bool:
-        return self.drop_single and len(self.docs) > 1 and len(self.docs) % self.bs == 1
+        n, bs = len(self.docs), self.global_bs
+        if self.world == 1 or not self.whole_batches:
+            return self.drop_single and n > 1 and n % bs == 1
+        return 0 < n % bs < self.world * self._min_part()
 
     def __len__(self) -> int:
-        return math.ceil(len(self.docs) / self.bs) - int(self._drops_last())
+        count = math.ceil(len(self.docs) / self.global_bs) - int(self._drops_last())
+        if self.world > 1 and not self.whole_batches:
+            return len(np.array_split(np.arange(count), self.world)[self.rank])
+        return count
 
     def batches(self) -> list[np.ndarray]:
+        """This epoch's batches of document indices (this process's share of them when split)."""
+        batches = self.whole_batches_of_epoch()
+        if self.world == 1:
+            return batches
+        if not self.whole_batches:
+            return [batches[i] for i in np.array_split(np.arange(len(batches)), self.world)[self.rank]]
+        return [np.array_split(b, self.world)[self.rank] for b in batches]
+
+    def whole_batches_of_epoch(self) -> list[np.ndarray]:
+        bs = self.global_bs
         if not self.shuffle:
             order = np.argsort(-self.lengths, kind="stable")
-            batches = [order[i:i + self.bs] for i in range(0, len(order), self.bs)]
+            batches = [order[i:i + bs] for i in range(0, len(order), bs)]
             return batches[:-1] if self._drops_last() else batches
         perm = torch.randperm(len(self.docs), generator=self.generator).numpy()
-        chunk = self.bs * 50
+        chunk = bs * 50
         batches = []
         for start in range(0, len(perm), chunk):
             part = perm[start:start + chunk]
             part = part[np.argsort(-self.lengths[part], kind="stable")]
-            batches.extend(part[i:i + self.bs] for i in range(0, len(part), self.bs))
+            batches.extend(part[i:i + bs] for i in range(0, len(part), bs))
         if self._drops_last():
-            # Chunks hold whole batches, so only the very last batch can hold a single document.
-            batches = [b for b in batches if len(b) > 1]
+            # Chunks hold whole batches, so only the very last batch can be short.
+            batches = [b for b in batches if len(b) == bs]
         longest = int(np.argmax([self.lengths[b].max() for b in batches]))
         rest = [b for i, b in enumerate(batches) if i != longest]
         shuffled = torch.randperm(len(rest), generator=self.generator).tolist()

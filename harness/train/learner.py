@@ -3,6 +3,11 @@
 It owns a model, its train/valid loaders, loss, metrics and an AdamW optimizer with one parameter
 group per layer group (for differential learning rates and freezing). Anything beyond the bare loop
 is a callback (see ``harness.train.callbacks``).
+
+In a group of processes (``harness.train.distributed``) each fit trains a DistributedDataParallel wrapper
+of the model, built when the fit starts (so freezing between fits is seen), on this process's share of
+every batch; validation gathers every process's predictions, so its metrics are those of one process on
+the same model; rank 0 alone writes weights and checkpoints.
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from harness.train import distributed
 from harness.train.device import pick_device
 from harness.errors import HarnessError
 from harness.scoring.metrics import Metric
@@ -67,6 +73,10 @@ class Learner:
         self.valid_loss, self.metrics = float("nan"), {}
         self.valid_preds = None
         self.scheduler = None
+        self.ddp = None  # the DistributedDataParallel wrapper during a fit in a group of processes
+        if distributed.active() and self.device.type == "cuda":
+            # Batch statistics over the global batch, as one process computes them (CUDA only in torch).
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
 
     # ----------------------------------------------------------------- callbacks
     def add_callbacks(self, callbacks: Sequence[Callback]) -> None:
@@ -141,22 +151,27 @@ class Learner:
             return batch.to(self.device, non_blocking=True)
         return tuple(self.to_device(b) for b in batch)
 
-    def _forward(self, xb):
-        return self.model(*xb) if isinstance(xb, tuple) else self.model(xb)
+    def _forward(self, xb, model=None):
+        model = model or self.model
+        return model(*xb) if isinstance(xb, tuple) else model(xb)
 
     def train_step(self, xb, yb) -> None:
         """One optimisation step on one batch (also used by lr_find)."""
         self.xb, self.yb = self.to_device(xb), self.to_device(yb)
         self._event("before_batch")
         with self._autocast():
-            self.pred = self._forward(self.xb)
+            self.pred = self._forward(self.xb, self.ddp)  # the wrapper averages gradients between processes
             self.loss = self.loss_fn(self.pred, self.yb)
         self._event("after_loss")
+        # The global batch's loss; and, in a group of processes, this process's loss weighted by its share of
+        # the batch, so that DDP's mean of the gradients is the one process's gradient even when the last
+        # batch splits unevenly.
+        loss, self.loss_value = distributed.weighted_loss(self.loss, len(self.yb))
         if self.scaler is not None:
-            self.scaler.scale(self.loss).backward()
+            self.scaler.scale(loss).backward()
             self.scaler.unscale_(self.opt)
         else:
-            self.loss.backward()
+            loss.backward()
         if self.clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
         if self.scaler is not None:
@@ -167,7 +182,6 @@ class Learner:
         self.opt.zero_grad(set_to_none=True)
         if self.scheduler is not None:
             self.scheduler.step()
-        self.loss_value = self.loss.item()
         self._event("after_step")
 
     def fit(self, epochs: int, lr=1e-3, schedule: str = "constant", pct_start: float = 0.25,
@@ -193,6 +207,12 @@ class Learner:
             group["lr"] = group_lr
             group.pop("initial_lr", None)
         self.restore_betas()
+        with distributed.split(self.train_dl, whole_batches=True):
+            return self._fit(resume, n_epochs, schedule, lrs, pct_start, div_factor, final_div_factor, cycle_len,
+                             cycle_mult, moms)
+
+    def _fit(self, resume, n_epochs, schedule, lrs, pct_start, div_factor, final_div_factor, cycle_len,
+             cycle_mult, moms) -> list[dict]:
         try:
             self.scheduler = make_scheduler(
                 schedule, self.opt, n_epochs, len(self.train_dl), lrs, pct_start=pct_start, div_factor=div_factor,
@@ -203,6 +223,7 @@ class Learner:
                 start_epoch = self._load_training_state(resume) + 1
                 self.resume_state = None
             start_history = len(self.history)
+            self.ddp = self._wrapped()
             try:
                 self._event("before_fit")
                 for epoch in range(start_epoch, n_epochs):
@@ -220,8 +241,20 @@ class Learner:
                 self._event("after_fit")
         finally:
             self.scheduler = None
+            self.ddp = None  # its hooks go with it; the next fit wraps the parameters it trains then
             self.restore_betas()
         return self.history[start_history:]
+
+    def _wrapped(self):
+        """The model in DistributedDataParallel for this fit (None in one process). DDP syncs the gradients
+        of the parameters that train when it is built, so it is built per fit, after any freezing."""
+        if not distributed.active():
+            return None
+        from torch.nn.parallel import DistributedDataParallel
+
+        if not any(p.requires_grad for p in self.model.parameters()):
+            raise HarnessError("every layer group is frozen: nothing to train; unfreeze a layer group first")
+        return DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
 
     def restore_betas(self) -> None:
         """Put the configured betas back into every parameter group (one-cycle moves beta1)."""
@@ -263,6 +296,29 @@ class Learner:
             return self.valid_loss, self.metrics
         self.model.eval()
         self._event("before_validate")
+        self._sync_buffers()
+        with distributed.split(dl, whole_batches=False) as split:
+            total, count, preds, targets = self._evaluate(dl)
+        if split:  # every process scored its block of rows: put them together, in order
+            parts = distributed.gather((total, count, preds, targets))
+            total, count = sum(p[0] for p in parts), sum(p[1] for p in parts)
+            kept = [p for p in parts if p[2] is not None]
+            preds = torch.cat([p[2] for p in kept]) if kept else None
+            targets = torch.cat([p[3] for p in kept]) if kept else None
+        self.valid_loss = total / max(count, 1)
+        self.metrics = {}
+        if preds is not None:
+            self.valid_preds, self.valid_targets = preds, targets
+        for metric in self.metric_list:
+            if metric.from_loss:
+                self.metrics[metric.name] = metric(self.valid_loss)
+            elif preds is not None:
+                self.metrics[metric.name] = metric(self.valid_preds, self.valid_targets)
+        self._event("after_validate")
+        return self.valid_loss, self.metrics
+
+    def _evaluate(self, dl):
+        """Summed loss, rows, and (with ``keep_valid_preds``) the predictions and targets of ``dl``."""
         total, count = 0.0, 0
         preds, targets = [], []
         for xb, yb in dl:
@@ -276,17 +332,17 @@ class Learner:
             if self.keep_valid_preds:
                 preds.append(pred.float().cpu())
                 targets.append(yb.cpu())
-        self.valid_loss = total / max(count, 1)
-        self.metrics = {}
-        if preds:
-            self.valid_preds, self.valid_targets = torch.cat(preds), torch.cat(targets)
-        for metric in self.metric_list:
-            if metric.from_loss:
-                self.metrics[metric.name] = metric(self.valid_loss)
-            elif preds:
-                self.metrics[metric.name] = metric(self.valid_preds, self.valid_targets)
-        self._event("after_validate")
-        return self.valid_loss, self.metrics
+        if not preds:
+            return total, count, None, None
+        return total, count, torch.cat(preds), torch.cat(targets)
+
+    def _sync_buffers(self) -> None:
+        """Rank 0's buffers (BatchNorm's running statistics) in every process, so all validate one model."""
+        if distributed.active():
+            import torch.distributed as dist
+
+            for buffer in self.model.buffers():
+                dist.broadcast(buffer.data, src=0)
 
     @torch.no_grad()
     def predict(self, dl) -> torch.Tensor:
@@ -300,14 +356,21 @@ class Learner:
 
     # ----------------------------------------------------------------- persistence
     def save_model(self, path) -> None:
-        torch_save(self.model.state_dict(), path)
+        if distributed.is_main():  # rank 0 alone writes files; the weights are the same in every process
+            torch_save(self.model.state_dict(), path)
 
     def load_model(self, path) -> None:
         self.model.load_state_dict(torch.load(path, map_location=self.device, weights_only=True))
 
     def save_checkpoint(self, path) -> None:
         """Everything needed to continue exactly: model, optimizer, scheduler, epoch, RNG state and the
-        state of every callback that has one (keyed by class name, so one callback per class)."""
+        state of every callback that has one (keyed by class name, so one callback per class).
+
+        In a group of processes every process calls it (it gathers each one's random state) and rank 0
+        writes the file."""
+        rng_ranks = distributed.gather(rng_state())
+        if not distributed.is_main():
+            return
         state = {
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
@@ -315,7 +378,8 @@ class Learner:
             "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "fit_index": self.fit_index,
             "epoch": self.epoch,
-            "rng": rng_state(),
+            "rng": rng_ranks[0],
+            "rng_ranks": rng_ranks if len(rng_ranks) > 1 else None,  # each process's, to resume each exactly
             "train_dl": self.train_dl.state_dict() if hasattr(self.train_dl, "state_dict") else None,
             "history": self.history,
             "callbacks": {type(cb).__name__: cb.state_dict() for cb in self.callbacks if hasattr(cb, "state_dict")},
@@ -323,8 +387,9 @@ class Learner:
         torch_save(state, path)
 
     def resume_from(self, path) -> None:
-        """Arrange for the matching ``fit`` call to continue after the checkpoint's epoch."""
-        self.resume_state = torch.load(Path(path), map_location="cpu", weights_only=True)
+        """Arrange for the matching ``fit`` call to continue after the checkpoint's epoch. In a group of
+        processes rank 0 reads ``path`` and sends the state to the others (which need no copy of the file)."""
+        self.resume_state = distributed.from_main(lambda: torch.load(Path(path), map_location="cpu", weights_only=True))
 
     def _load_training_state(self, state: dict) -> int:
         try:
@@ -346,11 +411,14 @@ class Learner:
         recorder = self.get_callback(Recorder)
         if recorder is not None and state.get("history"):
             recorder.history[:] = list(state["history"])
-        set_rng_state(state["rng"])
+        ranks = state.get("rng_ranks")
+        same_job = ranks is not None and len(ranks) == distributed.world_size()
+        set_rng_state(ranks[distributed.rank()] if same_job else state["rng"])
         return int(state["epoch"])
 
     # ----------------------------------------------------------------- lr finder
     def lr_find(self, **kwargs):
         from harness.train.lr_find import lr_find
 
+        distributed.refuse("lr_find")  # its sweep and its restore of every state are one process's
         return lr_find(self, **kwargs)

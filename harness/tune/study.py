@@ -341,14 +341,49 @@ def optimize(study: optuna.Study, objective, n_trials: int | None, timeout: floa
 def tune(competition, config: dict, data_dir: Path, workspace: Path, *, n_trials: int | None, timeout=None,
          storage_url: str | None = None, study_name: str | None = None, sampler: str = "tpe",
          pruner: str = "median", seed: int | None = None, device=None, heartbeat: int = DEFAULT_HEARTBEAT,
-         progress: bool | None = None) -> tuple[optuna.Study, Objective]:
+         progress: bool | None = None, devices: list[str] | None = None) -> tuple[optuna.Study, Objective | None]:
+    """Run ``n_trials`` trials (or until ``timeout``) of the study. With ``devices``, one worker process per
+    device shares them (the first ``n_trials % len(devices)`` workers one more), each on the same storage
+    as workers on other machines would be; the objective returned is then None."""
     check_budget(n_trials, timeout)
     check_search_space(config)
+    storage_url = storage_url or default_storage(workspace)
     storage = make_storage(storage_url, workspace, heartbeat)
-    study = open_study(storage, study_name or competition.name, direction_of(competition, config),
-                       make_sampler(sampler, seed),
+    study_name = study_name or competition.name
+    study = open_study(storage, study_name, direction_of(competition, config), make_sampler(sampler, seed),
                        make_pruner(pruner, recipe_epochs(competition, config), folds=config_folds(config)),
                        config=config, competition=competition.name)
+    if devices:
+        from harness.train import distributed
+
+        cuda = distributed.check_devices(devices)
+        if hasattr(storage, "engine"):  # the workers open their own connections; none crosses the fork
+            storage.engine.dispose()
+        distributed.launch(len(devices), tune_worker, devices, competition, config, data_dir, workspace, n_trials,
+                           timeout, storage_url, study_name, sampler, pruner, seed, heartbeat, cuda=cuda,
+                           what="search", then="rerun the command to go on with the study")
+        return load_study(make_storage(storage_url, workspace, heartbeat), study_name), None
     objective = Objective(competition, config, data_dir, workspace, device)
     optimize(study, objective, n_trials, timeout, progress=progress)
     return study, objective
+
+
+def tune_worker(devices, competition, config, data_dir, workspace, n_trials, timeout, storage_url, study_name,
+                sampler, pruner, seed, heartbeat) -> None:
+    """One worker of ``tune(devices=...)``: its share of the trials on its device, with its own sampler seed
+    (else the workers would suggest the same trials); only the first shows a bar."""
+    from harness.train import distributed
+
+    device = distributed.device_of(devices)
+    rank = distributed.local_rank()
+    if n_trials is not None:
+        n_trials = n_trials // len(devices) + (rank < n_trials % len(devices))
+        if n_trials == 0:
+            return
+    storage = make_storage(storage_url, workspace, heartbeat)
+    study = open_study(storage, study_name, direction_of(competition, config),
+                       make_sampler(sampler, None if seed is None else seed + rank),
+                       make_pruner(pruner, recipe_epochs(competition, config), folds=config_folds(config)),
+                       competition=competition.name)
+    objective = Objective(competition, config, data_dir, workspace, device)
+    optimize(study, objective, n_trials, timeout, progress=None if rank == 0 else False)
