@@ -362,3 +362,13 @@ def test_a_toml_competition_without_a_sample_writer_says_how_to_give_its_data(cl
     result = cli_run("data", "bike", "--sample", expect=2)
     assert "bike has no generated sample data" in result.output and "--from DIR" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_sample_whose_ids_are_not_the_tests_fails_before_any_run_folder_exists(tmp_path):
+    data = bike_like(folder(tmp_path / "data"))
+    sample = pd.read_csv(data / "sampleSubmission.csv")
+    sample.iloc[:-1].to_csv(data / "sampleSubmission.csv", index=False)  # one test id missing
+    comp = competition_from_toml(write_toml(tmp_path, "bike", BIKE))
+    with pytest.raises(HarnessError, match="not in the sample submission"):
+        runner.train(comp, comp.default_config(), data, tmp_path / "ws", progress=False)
+    assert not (tmp_path / "ws" / "runs").exists()

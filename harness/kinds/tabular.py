@@ -223,10 +223,11 @@ class TabularCompetition(TabularModels):
         frames = [f for f in (train, test) if f is not None]
         frames = [f.copy() for f in frames] if types.dates else frames
         for col in types.dates:
-            with_time = any(bool((parse_dates(f, col) != parse_dates(f, col).dt.normalize()).any()) for f in frames)
+            for f in frames:  # parsed once; the parts of train and test then agree on having times of day
+                f[col] = parse_dates(f, col, source=col)
+            with_time = any(bool((f[col] != f[col].dt.normalize()).any()) for f in frames)
             before = set(frames[0].columns)
             for f in frames:
-                f[col] = parse_dates(f, col, source=col)
                 add_date_parts(f, col, prefix=f"{col}_", time=with_time)
             for part in [c for c in frames[0].columns if c not in before]:
                 if frames[0][part].nunique() <= 1:  # e.g. Minute of hourly rows: nothing to learn from
@@ -272,6 +273,13 @@ class TabularCompetition(TabularModels):
         index = {c: i for i, c in enumerate(classes)}
         y = np.array([index[k] for k in keys], dtype=np.int64)
         return (y.astype(np.float32) if kind == "binary" else y), classes
+
+    def check_inputs(self, raw: TabularData, config) -> None:
+        """The sample's ids must be the test's: found now, not after training."""
+        if raw.test is not None and raw.sample is not None and config["data"]["id"]:
+            from harness.scoring.sample import rows_for
+
+            rows_for(raw.sample[raw.sample.columns[0]], raw.test_ids)
 
     def fold_rows(self, raw: TabularData, config):
         """Every training row; the target as the class labels (stratified folds) or the value."""
