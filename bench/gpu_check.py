@@ -141,7 +141,7 @@ def ddp_check(device, small) -> None:
     print("|---|---|---|---|---|")
     single = {name: throughput(name, device, small) for name in ("resnet", "awd-lstm")}
     try:
-        results = distributed.launch(nproc, ddp_process, device.type, small, nproc, cuda=device.type == "cuda",
+        results = distributed.launch(nproc, ddp_process, device.type, small, nproc,
                                      what="data-parallel check")
     except Exception as exc:  # report, as the table above does
         print(f"| all | - | - | - | FAILED: {type(exc).__name__}: {exc} |", flush=True)

@@ -230,7 +230,8 @@ def test_a_killed_process_ends_the_job_in_one_line_and_resume_continues_it(cli_r
     # Either way it is one line that says to resume.
     with pytest.raises(HarnessError, match=r"^process [01] (of 2 \(pid \d+\) was killed by SIGKILL; the training "
                                            r"stopped|lost contact with the other processes).*--resume"):
-        distributed.launch(2, train_and_kill_rank_1, config, ml_data, workspace, what="training")
+        distributed.launch(2, train_and_kill_rank_1, config, ml_data, workspace, what="training",
+                           then="rerun the command with --resume to continue from the last checkpoint")
     killed = only_run(workspace)
     assert not killed.finished and killed.checkpoint.is_file()
     out = cli_run("train", "movielens", "--resume", "--nproc", 2, "--data-dir", ml_data).output

@@ -162,7 +162,7 @@ def train_data_parallel(comp, workspace, resolve, nproc, data_dir, device) -> No
             raise HarnessError(f"--nproc {nproc}: this machine has {torch.cuda.device_count()} GPU(s), one per process; "
                                "give at most that many, or --device cpu")
     check_one_model(job)
-    results = distributed.launch(nproc, train_process, comp.name, job, str(workspace), data_dir, device, cuda=cuda,
+    results = distributed.launch(nproc, train_process, comp.name, job, str(workspace), data_dir, device,
                                  what="training", then="rerun the command with --resume to continue from the last checkpoint")
     from harness.runs.folder import Run
 

@@ -7,8 +7,8 @@ and ``oof_targets.npy`` (in the order of the competition's ``fold_rows``), ``cv.
 per-fold table and its plot), ``test_preds.npy`` (the mean of the folds' test outputs),
 ``submission.csv`` and ``summary.json``. Killed, it resumes at the fold (and epoch) where it stopped.
 
-With ``devices`` the fold models train in parallel, one process per device (forked on the CPU, spawned
-for CUDA, by torch's elastic launcher), each taking every len(devices)-th fold left to train; this
+With ``devices`` the fold models train in parallel, one process per device (spawned by torch's
+elastic launcher), each taking every len(devices)-th fold left to train; this
 process then joins them as if they had trained one after the other (the same OOF predictions on the CPU).
 """
 from __future__ import annotations
@@ -87,7 +87,7 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             left = [i for i in wanted if not fold_folder(run, i).finished]  # the others trained before a kill
             if devices:
                 if left:
-                    train_on_devices(devices, competition, config, raw, plan, run, left, data_dir, workspace)
+                    train_on_devices(devices, competition, config, plan, run, left, data_dir, workspace)
             else:
                 for i in left:
                     train_fold(competition, config, raw, plan, run, i, data_dir, workspace, device, echo=echo,
@@ -126,20 +126,20 @@ def train_fold(competition: Competition, config: dict, raw, plan, run: Run, i: i
     return fold_folder(run, i)
 
 
-def train_on_devices(devices, competition, config, raw, plan, run: Run, folds, data_dir, workspace) -> None:
+def train_on_devices(devices, competition, config, plan, run: Run, folds, data_dir, workspace) -> None:
     """The ``folds`` in parallel, one process per device, each taking every len(devices)-th of them."""
     from harness.train import distributed
 
-    cuda = distributed.check_devices(devices)
+    distributed.check_devices(devices)
     count = min(len(devices), len(folds))
     click.echo(f"training {len(folds)} fold model(s) in {count} processes on {', '.join(devices[:count])}", err=True)
-    # A forked process has the data already; a spawned one (CUDA) reads it again rather than get a pickled copy.
-    distributed.launch(count, train_fold_share, devices[:count], competition, config, None if cuda else raw, plan,
-                       str(run.dir), folds, str(data_dir), str(workspace), cuda=cuda, what="fold training",
+    # Each spawned process reads the data again rather than get a pickled copy of it.
+    distributed.launch(count, train_fold_share, devices[:count], competition, config, plan,
+                       str(run.dir), folds, str(data_dir), str(workspace), what="fold training",
                        then=f"`harness train {competition.name} --resume --run {run.id}` trains the folds left")
 
 
-def train_fold_share(devices, competition, config, raw, plan, run_dir, folds, data_dir, workspace) -> None:
+def train_fold_share(devices, competition, config, plan, run_dir, folds, data_dir, workspace) -> None:
     """One process of ``train_on_devices``: its share of the folds on its device, tables and bars off (they
     would interleave), one line per fold."""
     from harness.train import distributed
@@ -147,8 +147,7 @@ def train_fold_share(devices, competition, config, raw, plan, run_dir, folds, da
     device = distributed.device_of(devices)
     rank = distributed.local_rank()
     with using_workspace(workspace):
-        if raw is None:
-            raw = competition.load(Path(data_dir), config)
+        raw = competition.load(Path(data_dir), config)
         for i in folds[rank::len(devices)]:
             fold_run = train_fold(competition, config, raw, plan, Run(Path(run_dir)), i, Path(data_dir), Path(workspace),
                                   device, echo=False, progress=False)

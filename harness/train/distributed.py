@@ -263,12 +263,14 @@ def quiet_launcher():
             logger.setLevel(level)
 
 
-def launch(nproc: int, fn, *args, cuda: bool = False, what: str = "job", then: str = "") -> dict:
+def launch(nproc: int, fn, *args, what: str = "job", then: str = "") -> dict:
     """Run ``fn(*args)`` in ``nproc`` processes of this machine with torch's elastic launcher; returns
     {rank: what fn returned}.
 
-    The processes are forked on the CPU (no second import of torch and the plugins) and spawned for CUDA
-    (which does not survive a fork). A process that fails stops the others at once (the launcher's job);
+    The processes are spawned, never forked: a fork copies this process's threads' locks (torch's and
+    OpenMP's thread pools, a progress bar's monitor) in whatever state they are, and a forked child of a
+    process that has trained already can crash (SIGSEGV) at random. Spawning costs an import of torch
+    and the plugins (a second or two) per process. A process that fails stops the others at once (the launcher's job);
     its HarnessError, or how it died (followed by ``then``: what to do next), becomes this process's one
     HarnessError line.
     """
@@ -278,14 +280,12 @@ def launch(nproc: int, fn, *args, cuda: bool = False, what: str = "job", then: s
 
     if launched():
         raise HarnessError("--nproc inside a job started by torchrun: leave --nproc out (torchrun starts the processes)")
-    if not cuda:  # the first optimizer imports torch's compiler (seconds): here, once, not in every forked process
-        torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     with tempfile.TemporaryDirectory(prefix="harness-job-") as job, quiet_launcher():
         errors = Path(job) / "errors"
         errors.mkdir()
         config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                               rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0,
-                              start_method="spawn" if cuda else "fork",
+                              start_method="spawn",
                               logs_specs=DefaultLogsSpecs(log_dir=str(Path(job) / "logs")))  # not left in /tmp
         try:
             return elastic_launch(config, as_rank)(str(errors), fn, *args)

@@ -356,11 +356,11 @@ def tune(competition, config: dict, data_dir: Path, workspace: Path, *, n_trials
     if devices:
         from harness.train import distributed
 
-        cuda = distributed.check_devices(devices)
-        if hasattr(storage, "engine"):  # the workers open their own connections; none crosses the fork
+        distributed.check_devices(devices)
+        if hasattr(storage, "engine"):  # the workers open their own connections
             storage.engine.dispose()
         distributed.launch(len(devices), tune_worker, devices, competition, config, data_dir, workspace, n_trials,
-                           timeout, storage_url, study_name, sampler, pruner, seed, heartbeat, cuda=cuda,
+                           timeout, storage_url, study_name, sampler, pruner, seed, heartbeat,
                            what="search", then="rerun the command to go on with the study")
         return load_study(make_storage(storage_url, workspace, heartbeat), study_name), None
     objective = Objective(competition, config, data_dir, workspace, device)
