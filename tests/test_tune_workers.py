@@ -92,7 +92,9 @@ def test_a_killed_worker_leaves_a_failed_trial_and_the_study_goes_on(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    time.sleep(2.5)  # past the grace period (two heartbeats) since the last heartbeat
+    # Past the grace period (two heartbeats) since the last heartbeat, with a second to spare: SQLite's
+    # clock, which stamps the heartbeat and tells staleness, counts whole seconds (2.5 s failed at random).
+    time.sleep(3.5)
 
     result = invoke(ws, "tune", "movielens", "--trials", 1, "--heartbeat", 1, "--set", "train.epochs=1")
     trials = load_study(make_storage(url, ws, heartbeat=1), "movielens").get_trials()
