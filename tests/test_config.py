@@ -27,3 +27,12 @@ def test_overrides_parse_and_coerce():
 def test_bad_overrides_name_the_key(item, message):
     with pytest.raises(HarnessError, match=message):
         apply_overrides(BASE, [item])
+
+
+def test_the_hosts_validation_keys_can_be_set_on_a_config_that_leaves_them_out():
+    cfg = apply_overrides({**BASE, "validation": {"scheme": "kfold"}}, ["validation.repeats=3", "validation.folds=4"])
+    assert cfg["validation"] == {"scheme": "kfold", "repeats": 3, "folds": 4}
+    with pytest.raises(HarnessError, match=r"validation\.repeats = 0 must be ≥ 1"):  # still checked by its rule
+        apply_overrides(BASE, ["validation.repeats=0"])
+    with pytest.raises(HarnessError, match=r"unknown key; valid keys here: .*validation\.repeats"):
+        apply_overrides({**BASE, "validation": {"scheme": "kfold"}}, ["validation.repeat=3"])

@@ -273,3 +273,39 @@ def test_predict_and_explain_work_on_a_k_fold_run(cli_run, workspace, ml_data):
     assert np.allclose(pd.read_csv(run.path("submission.csv"))["rating"], trained["rating"], atol=1e-6)
     out = cli_run("explain", "movielens").output
     assert "Highest item bias" in out
+
+
+def test_repeated_folds_train_r_times_k_models_and_average_each_rows_oof_predictions(cli_run, workspace, ml_data):
+    out = cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "3", "--epochs", "1",
+                  "--set", "validation.repeats=2").output
+    run = only_run(workspace)
+    folds = pd.read_csv(run.path("folds.csv"))
+    assert list(folds.columns) == ["row", "fold_0", "fold_1"] and not folds["fold_0"].equals(folds["fold_1"])
+    assert sorted(p.name for p in run.dir.glob("fold-*")) == [f"fold-{i}" for i in range(6)]
+    ratings = run.array("oof_targets.npy")
+    # model r*3 + k validated fold k of repeat r; a row's OOF prediction is the mean of its two
+    per_repeat = np.full((2, len(folds)), np.nan)
+    for i in range(6):
+        repeat, fold = divmod(i, 3)
+        rows = np.flatnonzero(folds[f"fold_{repeat}"].to_numpy() == fold)
+        assert np.allclose(run.array(f"fold-{i}/valid_targets.npy"), ratings[rows])
+        per_repeat[repeat, rows] = run.array(f"fold-{i}/valid_preds.npy")
+    assert not np.isnan(per_repeat).any()
+    assert np.allclose(run.array("oof_preds.npy"), per_repeat.mean(axis=0), atol=1e-6)
+    summary = run.summary()
+    rmse = lambda p: float(np.sqrt(np.mean((p - ratings) ** 2)))  # noqa: E731
+    assert summary["cv_score"] == pytest.approx(rmse(per_repeat.mean(axis=0)), rel=1e-5)
+    assert summary["repeat_scores"] == pytest.approx([rmse(per_repeat[0]), rmse(per_repeat[1])], rel=1e-5)
+    assert summary["repeats"] == 2 and len(summary["fold_scores"]) == 6
+    assert "fold 3/3 of repeat 2/2" in out and "CV rmse per repeat" in out
+    assert len(pd.read_csv(run.path("cv.csv"))) == 6
+    # two models on the same repeated folds blend, nested in the first repeat's folds
+    cli_run("train", "movielens", "--data-dir", ml_data, "--folds-file", run.path("folds.csv"), "--epochs", "1",
+            "--set", "seed=1")
+    second = [r for r in Run.all(workspace, "movielens") if r.id != run.id][0]
+    assert len(list(second.dir.glob("fold-*"))) == 6
+    blend_out = cli_run("blend", "movielens", "--runs", f"{run.id},{second.id}", "--method", "weights").output
+    assert "(honest: nested" in blend_out
+    blend = Run.find(workspace, "movielens", "latest").summary()
+    for member in (run, second):
+        assert blend["member_cv_scores"][member.id] == pytest.approx(member.summary()["cv_score"], rel=1e-5)

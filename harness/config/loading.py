@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomli_w
 
-from harness.config.schema import check_value, problems, rules_for
+from harness.config.schema import SCHEMA, check_value, problems, rules_for
 from harness.errors import HarnessError
 
 
@@ -104,9 +104,18 @@ def _coerce(key: str, value, default):
     )
 
 
+# Keys the host itself reads for every competition (harness.data.folds), so that --set may add them to a
+# config that leaves them at their defaults; any other key must be in the competition's config already,
+# which catches a typo or a setting this competition's model never reads.
+HOST_KEYS = {key for key in SCHEMA if key.startswith("validation.") and "*" not in key}
+
+
 def set_value(config: dict, key: str, value) -> None:
-    """Set ``section.key`` in place, checking that the key exists and the type matches."""
+    """Set ``section.key`` in place, checking that the key exists (or is one of HOST_KEYS) and the type matches."""
     parts = key.split(".")
+    if key in HOST_KEYS and key.rsplit(".", 1)[-1] not in config.get(parts[0], {}):
+        config.setdefault(parts[0], {})[parts[-1]] = value  # checked against its schema rule by the caller
+        return
     node = config
     for i, part in enumerate(parts[:-1]):
         if not isinstance(node.get(part), dict):
@@ -114,7 +123,8 @@ def set_value(config: dict, key: str, value) -> None:
         node = node[part]
     leaf = parts[-1]
     if leaf not in node:
-        valid = ", ".join(sorted(".".join(parts[:-1] + [k]) for k in node))
+        section = ".".join(parts[:-1])
+        valid = ", ".join(sorted({f"{section}.{k}" for k in node} | {k for k in HOST_KEYS if k.rsplit(".", 1)[0] == section}))
         raise HarnessError(f"--set {key}: unknown key; valid keys here: {valid}")
     node[leaf] = _coerce(key, value, node[leaf])
 

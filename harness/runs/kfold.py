@@ -7,6 +7,11 @@ and ``oof_targets.npy`` (in the order of the competition's ``fold_rows``), ``cv.
 per-fold table and its plot), ``test_preds.npy`` (the mean of the folds' test outputs),
 ``submission.csv`` and ``summary.json``. Killed, it resumes at the fold (and epoch) where it stopped.
 
+With ``validation.repeats`` R > 1 (kfold and stratified), the K folds are drawn R times, reshuffled:
+R x K fold models, numbered repeat by repeat (``fold-<r*K+k>``); each row's OOF prediction is the mean
+of its R out-of-fold predictions (on the scale the test outputs are averaged on, so OOF and submission
+come from the same ensemble), and the per-fold table and sd cover all R x K folds.
+
 With ``devices`` the fold models train in parallel, one process per device (spawned by torch's
 elastic launcher), each taking every len(devices)-th fold left to train; this
 process then joins them as if they had trained one after the other (the same OOF predictions on the CPU).
@@ -39,8 +44,6 @@ def fold_plan(rows, config: dict, n_folds: int):
     time column, split_seed: not the training seed, so a seed sweep changes the models and never the
     rows they are scored on), with ``n_folds`` folds."""
     validation = {**config.get("validation", {}), "folds": n_folds}
-    if validation.get("repeats", 1) != 1:
-        raise HarnessError("validation.repeats > 1 is not supported by `harness train --folds` yet; set it to 1")
     target = validation.pop("target", None)
     return assign_folds(rows, validation, target=rows[target] if target else None)
 
@@ -74,16 +77,16 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
             else:
                 plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
             if only_fold is not None:
-                plan.check_fold(only_fold)
+                check_model_index(plan, only_fold)
             run = Run.create(workspace, competition.name, partial=True)
             run.save_config(config)
             save_folds(plan, run.path("folds.csv"))
         if on_run is not None:
             on_run(run)
-        n_folds = plan.n_folds
+        n_models = model_count(plan)
         click.echo(plan.describe(), err=True)
         try:
-            wanted = range(n_folds) if only_fold is None else [only_fold]
+            wanted = range(n_models) if only_fold is None else [only_fold]
             left = [i for i in wanted if not fold_folder(run, i).finished]  # the others trained before a kill
             if devices:
                 if left:
@@ -93,7 +96,7 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
                     train_fold(competition, config, raw, plan, run, i, data_dir, workspace, device, echo=echo,
                                progress=progress)
                     if on_fold is not None:
-                        done = [fold_folder(run, j) for j in range(n_folds)]
+                        done = [fold_folder(run, j) for j in range(n_models)]
                         on_fold(i, [r.summary()["primary_score"] for r in done if r.finished])
             if only_fold is None:
                 combine_folds(competition, run, plan, started)
@@ -106,15 +109,40 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
     return run
 
 
+def model_count(plan) -> int:
+    """How many fold models a plan trains: K, or R x K with repeats."""
+    return plan.n_folds * plan.n_repeats
+
+
+def split_of(plan, i: int) -> tuple[int, int]:
+    """(repeat, fold) of fold model ``i``: the models are numbered repeat by repeat."""
+    return divmod(i, plan.n_folds)
+
+
+def check_model_index(plan, i: int) -> None:
+    if not 0 <= i < model_count(plan):
+        repeats = f" x {plan.n_repeats} repeats" if plan.n_repeats > 1 else ""
+        raise HarnessError(f"fold {i} does not exist: the {plan.scheme} plan has {plan.n_folds} fold(s){repeats}, "
+                           f"0..{model_count(plan) - 1}")
+
+
+def model_label(plan, i: int) -> str:
+    """``fold 3/5``, or ``fold 3/5 of repeat 2/2`` with repeats."""
+    repeat, fold = split_of(plan, i)
+    label = f"fold {fold + 1}/{plan.n_folds}"
+    return label + (f" of repeat {repeat + 1}/{plan.n_repeats}" if plan.n_repeats > 1 else "")
+
+
 def train_fold(competition: Competition, config: dict, raw, plan, run: Run, i: int, data_dir, workspace, device,
                echo=True, progress=None) -> Run:
-    """Fold ``i``'s model, from the seed up (so a fold trains alike alone, in sequence or in parallel)."""
+    """Fold model ``i``, from the seed up (so a fold trains alike alone, in sequence or in parallel)."""
     from harness.runs import runner
     from harness.train import seed_everything
 
     fold_run = fold_folder(run, i)
-    train_rows, valid_rows = plan.train_index(i), plan.valid_index(i)
-    click.echo(f"fold {i + 1}/{plan.n_folds}: {len(train_rows)} training rows, {len(valid_rows)} validation rows",
+    repeat, fold = split_of(plan, i)
+    train_rows, valid_rows = plan.train_index(fold, repeat), plan.valid_index(fold, repeat)
+    click.echo(f"{model_label(plan, i)}: {len(train_rows)} training rows, {len(valid_rows)} validation rows",
                err=True)
     resumed = fold_run.dir.exists() and fold_run.checkpoint.is_file()
     fold_run.dir.mkdir(parents=True, exist_ok=True)
@@ -153,7 +181,7 @@ def train_fold_share(devices, competition, config, plan, run_dir, folds, data_di
                                   device, echo=False, progress=False)
             summary = fold_run.summary()
             score = summary.get("primary_score")
-            click.echo(f"fold {i + 1}/{plan.n_folds} on {device}: {summary.get('primary_metric')} = "
+            click.echo(f"{model_label(plan, i)} on {device}: {summary.get('primary_metric')} = "
                        + (f"{score:.5f}" if isinstance(score, float) else "-"), err=True)
 
 
@@ -170,12 +198,13 @@ def read_folds(run: Run, rows):
 
 def combine_folds(competition: Competition, run: Run, plan, started: float) -> None:
     """OOF predictions and the CV score from the fold runs; the mean of their test outputs as the submission.
-    The CV score is on the rows some fold validates (all of them, but for time folds' earliest rows)."""
+    The CV score is on the rows some fold validates (all of them, but for time folds' earliest rows); with
+    repeats, on each row's mean OOF prediction over the repeats, and per repeat too."""
     import pandas as pd
     import torch
 
-    n_folds = plan.n_folds
-    fold_runs = [fold_folder(run, i) for i in range(n_folds)]
+    n_models = model_count(plan)
+    fold_runs = [fold_folder(run, i) for i in range(n_models)]
     missing = [i for i, r in enumerate(fold_runs) if not r.finished]
     if missing:
         raise HarnessError(f"run {run.id}: fold(s) {', '.join(map(str, missing))} not trained yet; train them with "
@@ -183,16 +212,24 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
     metric = competition.scored_by(run.config())[0]
     first = fold_runs[0].array("valid_preds.npy")
     first_targets = fold_runs[0].array("valid_targets.npy")
-    oof = np.full((plan.n_rows, *first.shape[1:]), np.nan, dtype=np.float64)
+
+    def score(outputs, truth) -> float:
+        return float(metric(torch.from_numpy(outputs.astype(first.dtype)),
+                            torch.from_numpy(truth.astype(first_targets.dtype))))
+
+    per_repeat = np.full((plan.n_repeats, plan.n_rows, *first.shape[1:]), np.nan, dtype=np.float64)
     targets = np.full((plan.n_rows, *first_targets.shape[1:]), np.nan, dtype=np.float64)
     table = []
     for i, fold_run in enumerate(fold_runs):
-        rows = plan.valid_index(i)
-        oof[rows], targets[rows] = fold_run.array("valid_preds.npy"), fold_run.array("valid_targets.npy")
-        table.append({"fold": i, "rows": len(rows), metric.name: fold_run.summary()["primary_score"]})
+        repeat, fold = split_of(plan, i)
+        rows = plan.valid_index(fold, repeat)
+        per_repeat[repeat, rows], targets[rows] = fold_run.array("valid_preds.npy"), fold_run.array("valid_targets.npy")
+        table.append({**({"repeat": repeat} if plan.n_repeats > 1 else {}), "fold": fold, "rows": len(rows),
+                      metric.name: fold_run.summary()["primary_score"]})
+    oof = per_repeat.mean(axis=0)  # each row is validated once per repeat
     validated = plan.validated()
-    cv = float(metric(torch.from_numpy(oof[validated].astype(first.dtype)),
-                      torch.from_numpy(targets[validated].astype(first_targets.dtype))))
+    cv = score(oof[validated], targets[validated])
+    repeat_scores = [score(per_repeat[r][validated], targets[validated]) for r in range(plan.n_repeats)]
     scores = np.array([row[metric.name] for row in table], dtype=np.float64)
     run.save_array("oof_preds.npy", oof)
     run.save_array("oof_targets.npy", targets)
@@ -201,18 +238,24 @@ def combine_folds(competition: Competition, run: Run, plan, started: float) -> N
 
     plot_fold_scores([row[metric.name] for row in table], metric.name, cv, run.path("cv.png"),
                      title=f"{competition.name} {run.id}")
-    click.echo(f"{'fold':>6}  {'rows':>8}  {metric.name:>12}")
+    repeat_head = f"{'repeat':>6}  " if plan.n_repeats > 1 else ""
+    click.echo(f"{repeat_head}{'fold':>6}  {'rows':>8}  {metric.name:>12}")
     for row in table:
-        click.echo(f"{row['fold'] + 1:>6}  {row['rows']:>8}  {row[metric.name]:>12.5f}")
+        repeat_cell = f"{row['repeat'] + 1:>6}  " if plan.n_repeats > 1 else ""
+        click.echo(f"{repeat_cell}{row['fold'] + 1:>6}  {row['rows']:>8}  {row[metric.name]:>12.5f}")
+    if plan.n_repeats > 1:
+        click.echo(f"CV {metric.name} per repeat: {', '.join(f'{v:.5f}' for v in repeat_scores)}; "
+                   f"on the mean of each row's {plan.n_repeats} out-of-fold predictions:")
     click.echo(f"CV {metric.name} on all {len(validated)} out-of-fold rows = {cv:.5f}; "
                f"per fold {scores.mean():.5f} ± {scores.std(ddof=1):.5f} (mean ± sd)")
     summary = {
-        "competition": competition.name, "run": run.id, "folds": n_folds,
+        "competition": competition.name, "run": run.id, "folds": plan.n_folds,
         # a plan read back from folds.csv (a resumed run) says "file": the config names the scheme
         "scheme": plan.scheme if plan.scheme != "file" else run.config().get("validation", {}).get("scheme", "kfold"),
         "primary_metric": metric.name, "primary_score": cv, "direction": metric.direction,
         "cv_score": cv, "fold_scores": scores.tolist(), "fold_mean": float(scores.mean()),
         "fold_sd": float(scores.std(ddof=1)),
+        **({"repeats": plan.n_repeats, "repeat_scores": repeat_scores} if plan.n_repeats > 1 else {}),
         "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
         "train_seconds": round(time.time() - started, 2), "epochs": fold_runs[0].summary().get("epochs"),
         "device": fold_runs[0].summary().get("device"),

@@ -332,9 +332,12 @@ def _same_folds(runs) -> np.ndarray:
             raise HarnessError(f"runs {runs[0].id} and {run.id} were trained on different folds (their folds.csv "
                                "differ); blend only runs trained on the same folds (the same data, [validation] "
                                "scheme and split_seed)")
-    if "fold" not in tables[0].columns:
-        raise HarnessError(f"{runs[0].path('folds.csv')} has no single fold column; repeated folds cannot be blended")
-    return tables[0]["fold"].to_numpy()
+    # With repeats (fold_0, fold_1, ...) the weights are nested in the first repeat's folds: every OOF
+    # prediction being blended is already out of fold, so any partition of the rows keeps the blend honest.
+    column = "fold" if "fold" in tables[0].columns else "fold_0"
+    if column not in tables[0].columns:
+        raise HarnessError(f"{runs[0].path('folds.csv')} has no fold column (fold, or fold_0 with repeats)")
+    return tables[0][column].to_numpy()
 
 
 def _dtypes(run) -> tuple:
