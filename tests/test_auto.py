@@ -154,6 +154,54 @@ def test_auto_enters_submits_and_reports_against_the_fake_kaggle(kaggle, cli_run
     assert len(kaggle.uploads) == 1  # nothing more uploaded
 
 
+class Killed(BaseException):
+    """Stands for a SIGKILL: nothing below the test catches it."""
+
+
+def test_a_session_killed_between_kaggles_answer_and_the_leaderboard_write_never_uploads_twice(
+        kaggle, cli_run, workspace, monkeypatch):
+    from harness.kaggle.client import KaggleClient
+
+    tiny_competition(workspace)
+    upload = KaggleClient.submit
+
+    def upload_then_die(self, *args, **kwargs):
+        upload(self, *args, **kwargs)  # Kaggle has the file; the leaderboard never hears its reference
+        raise Killed
+
+    monkeypatch.setattr(KaggleClient, "submit", upload_then_die)
+    with pytest.raises(Killed):
+        cli_run("auto", NAME, "--trials", 1, "--seed", 0)
+    (stuck,) = Leaderboard(workspace).submissions(NAME)
+    assert stuck["status"] == "uploading" and not stuck["kaggle_ref"] and len(kaggle.uploads) == 1
+    monkeypatch.setattr(KaggleClient, "submit", upload)
+    out = cli_run("auto", NAME, "--trials", 1, "--seed", 0).output
+    assert len(kaggle.uploads) == 1 and "submitted before the session was killed" in out
+    (sub,) = Leaderboard(workspace).submissions(NAME)
+    assert (sub["kaggle_ref"], sub["status"], sub["public_score"]) == (kaggle.submissions[0]["ref"], "scored", 0.12345)
+
+
+def test_an_upload_kaggle_never_got_is_marked_failed_and_one_it_got_is_claimed_once(kaggle, workspace):
+    from harness.host.plugins import get_competition
+    from harness.kaggle.client import KaggleClient
+    from harness.kaggle.submit import refresh
+    from harness.workspace import using_workspace
+
+    data = tiny_competition(workspace)
+    with using_workspace(workspace):
+        comp = get_competition(NAME)
+    board = Leaderboard(workspace)
+    ref = KaggleClient().submit(data / "sample_submission.csv", "same words", SLUG)
+    first = board.add_submission(NAME, "run-a", "uploading", "same words")
+    second = board.add_submission(NAME, "run-b", "uploading", "same words")  # Kaggle has only one such file
+    lost = board.add_submission(NAME, "run-c", "uploading", "never arrived")
+    refresh(comp, workspace)
+    rows = {s["id"]: s for s in board.submissions(NAME)}
+    assert (rows[first]["kaggle_ref"], rows[first]["status"]) == (ref, "scored")
+    assert rows[second]["status"] == "failed" and rows[lost]["status"] == "failed"
+    assert "never reached Kaggle" in rows[lost]["error"]
+
+
 def test_auto_resumes_after_sigkill_mid_tuning_wasting_at_most_one_trial(cli_run, workspace):
     tiny_competition(workspace)
     env = {**os.environ, "HARNESS_WORKSPACE": str(workspace)}

@@ -236,19 +236,49 @@ def submit(competition, workspace: Path, run_id: str = "latest", message: str | 
     return SubmitResult(run.id, path, status, public, private, ref)
 
 
+def reconcile_uploads(competition, workspace: Path, client=None, remote: list | None = None) -> int:
+    """Settle the submissions left "uploading" (a kill between Kaggle's answer and the leaderboard's write):
+    one Kaggle lists with the same message, not yet claimed by another row, becomes theirs (so it is never
+    uploaded twice); one Kaggle never got is marked failed. Returns how many it settled."""
+    board = Leaderboard(workspace)
+    rows = board.submissions(competition.name)
+    stuck = [s for s in rows if s["status"] == "uploading" and not s["kaggle_ref"]]
+    if not stuck or competition.kaggle_slug is None:
+        return 0
+    if remote is None:
+        from harness.kaggle.client import KaggleClient
+
+        remote = (client or KaggleClient()).submissions(competition.kaggle_slug)
+    claimed = {s["kaggle_ref"] for s in rows if s["kaggle_ref"]}
+    for row in stuck:
+        match = next((r for r in remote if r is not None and int(r.ref or 0) not in claimed
+                      and (r.description or "") == (row["message"] or "")), None)
+        if match is None:
+            board.update_submission(row["id"], status="failed", error="the upload never reached Kaggle (interrupted)")
+        else:
+            claimed.add(int(match.ref))
+            board.update_submission(row["id"], kaggle_ref=int(match.ref), status="pending")
+    return len(stuck)
+
+
 def refresh(competition, workspace: Path, client=None) -> int:
-    """Fetch the scores of this competition's Kaggle submissions (pending ones, private scores after the end)."""
+    """Fetch the scores of this competition's Kaggle submissions (pending ones, private scores after the end);
+    an upload interrupted before its reference was written is matched to Kaggle's list first."""
     from harness.kaggle.client import KaggleClient
 
     board = Leaderboard(workspace)
-    ours = {s["kaggle_ref"]: s for s in board.submissions(competition.name) if s["kaggle_ref"]}
-    if not ours or competition.kaggle_slug is None:
+    if competition.kaggle_slug is None:
+        return 0
+    if not any(s["kaggle_ref"] or s["status"] == "uploading" for s in board.submissions(competition.name)):
         return 0
     client = client or KaggleClient()
+    listed = client.submissions(competition.kaggle_slug)
+    reconcile_uploads(competition, workspace, remote=listed)
+    ours = {s["kaggle_ref"]: s for s in board.submissions(competition.name) if s["kaggle_ref"]}
     from kagglesdk.competitions.types.submission_status import SubmissionStatus
 
     updated = 0
-    for remote in client.submissions(competition.kaggle_slug):
+    for remote in listed:
         local = ours.get(int(remote.ref or 0)) if remote is not None else None
         if local is None:
             continue
