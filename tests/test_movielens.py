@@ -79,6 +79,37 @@ def test_predefined_split_u1_with_the_nn_model_beats_the_training_mean(cli_run, 
     assert "u3.base and u3.test" in result.output
 
 
+def test_svdpp_adds_what_each_user_rated_to_the_users_vector():
+    import torch
+
+    from harness.models.collab import DotProductImplicit
+
+    torch.manual_seed(0)
+    rated = ([1, 1, 1, 2], [1, 2, 3, 3])  # user 1 rated items 1..3, user 2 item 3, user 3 nothing
+    model = DotProductImplicit(4, 4, n_factors=3, rated=rated)
+    with torch.no_grad():
+        for emb in (model.user_factors, model.implicit_factors):
+            emb.weight.normal_()
+    p, y = model.user_factors.weight, model.implicit_factors.weight
+    expected = torch.stack([p[0], p[1] + (y[1] + y[2] + y[3]) / 3 ** 0.5, p[2] + y[3], p[3]])
+    assert torch.allclose(model.user_vectors(torch.arange(4)), expected, atol=1e-6)
+    assert "rated_users" not in model.state_dict()  # rebuilt from the run's state, not saved with the weights
+
+
+def test_svdpp_trains_predicts_and_explains_from_its_saved_state(cli_run, workspace, sample_dir):
+    cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "model.kind=svdpp", "--set", "data.split=u1",
+            "--epochs", "3")
+    run_dir, summary = _finished_run(workspace)
+    base = pd.read_csv(sample_dir / "u1.base", sep="\t", header=None)[2]
+    held_out = pd.read_csv(sample_dir / "u1.test", sep="\t", header=None)[2]
+    assert summary["primary_score"] < 0.95 * _mean_baseline(base, held_out)
+    sub = pd.read_csv(run_dir / "submission.csv")
+    (run_dir / "submission.csv").unlink()
+    cli_run("predict", "movielens", "--data-dir", sample_dir)
+    assert np.allclose(pd.read_csv(run_dir / "submission.csv")["rating"], sub["rating"], atol=1e-6)
+    assert "Highest item bias" in cli_run("explain", "movielens").output
+
+
 def test_newer_layout_ratings_csv_trains_on_its_ratings_and_titles(cli_run, workspace, tmp_path, sample_dir):
     frame = pd.read_csv(sample_dir / "u.data", sep="\t", header=None, names=["userId", "movieId", "rating", "timestamp"])
     frame.to_csv(tmp_path / "ratings.csv", index=False)

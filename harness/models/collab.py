@@ -1,4 +1,5 @@
-"""Collaborative filtering with embeddings (lesson 4): a biased dot product, and a small neural net.
+"""Collaborative filtering with embeddings (lesson 4): a biased dot product (and SVD++, the same with
+implicit feedback), and a small neural net.
 
 Row 0 of every table is reserved for ids never seen in training. It starts at zero and, having no
 gradient, stays there, so an unknown user or item falls back to the other side's bias and the
@@ -36,6 +37,40 @@ class DotProductBias(nn.Module):
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
+        x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
+        return scale_to_range(x, self.y_range)
+
+
+class DotProductImplicit(DotProductBias):
+    """SVD++ (Koren, 2008): the biased dot product with each user's vector plus what the user chose to rate,
+    ``|N(u)|^-1/2 * sum of y_j over the items j in N(u)``, the items the user rated in training. Which items a
+    user rates says something about taste beyond the ratings themselves.
+
+    ``rated`` is (user codes, item codes) of the training ratings; it is rebuilt from the run's state, not
+    saved with the weights.
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_factors: int = 50, y_range=(0.0, 5.5), global_mean: float = 3.5,
+                 rated=((), ())):
+        super().__init__(n_users, n_items, n_factors, y_range, global_mean)
+        self.implicit_factors = _embedding(n_items, n_factors)
+        users = torch.as_tensor(rated[0], dtype=torch.long)
+        items = torch.as_tensor(rated[1], dtype=torch.long)
+        counts = torch.bincount(users, minlength=n_users).clamp(min=1).float()
+        self.register_buffer("rated_users", users, persistent=False)
+        self.register_buffer("rated_items", items, persistent=False)
+        self.register_buffer("rated_weights", counts[users].rsqrt().unsqueeze(1), persistent=False)
+
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        implicit = torch.zeros_like(self.user_factors.weight).index_add(
+            0, self.rated_users, self.rated_weights * self.implicit_factors(self.rated_items))
+        return self.user_factors(users) + implicit[users]
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        return super().penalty(users, items) + self.implicit_factors(items).pow(2).sum(1).mean()
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        dot = (self.user_vectors(users) * self.item_factors(items)).sum(dim=1)
         x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
         return scale_to_range(x, self.y_range)
 

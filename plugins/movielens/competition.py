@@ -111,7 +111,7 @@ class MovieLens(Competition):
         "validation.scheme": Choice("kfold", "predefined"),
         "data.split": Choice("random", *PREDEFINED_SPLITS),
         "data.unknown_ids": Choice("warn", "error"),
-        "model.kind": Choice("dot", "nn"),
+        "model.kind": Choice("dot", "svdpp", "nn"),
         "model.y_range": ListOf(Num(), lengths=(2,), increasing=True),
     }
 
@@ -215,6 +215,8 @@ class MovieLens(Competition):
             "item_counts": [int(counts.get(i, 0)) for i in items],
             "titles": {str(i): raw.titles.get(int(i), str(i)) for i in items},
         }
+        if config["model"]["kind"] == "svdpp":  # the items each user rated in training: SVD++'s implicit feedback
+            state["rated"] = [_codes(train["user"], users).tolist(), _codes(train["item"], items).tolist()]
         t = config["train"]
         seed = int(config.get("seed", 0))
         return Prepared(
@@ -235,16 +237,19 @@ class MovieLens(Competition):
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:
-        from harness.models.collab import CollabNN, DotProductBias
+        from harness.models.collab import CollabNN, DotProductBias, DotProductImplicit
 
         m = config["model"]
         n_users, n_items = len(state["users"]) + 1, len(state["items"]) + 1
         if m["kind"] == "dot":
             return DotProductBias(n_users, n_items, m["n_factors"], m["y_range"], state["global_mean"])
+        if m["kind"] == "svdpp":
+            return DotProductImplicit(n_users, n_items, m["n_factors"], m["y_range"], state["global_mean"],
+                                      rated=state["rated"])
         if m["kind"] == "nn":
             return CollabNN(n_users, n_items, m["n_factors"], m["hidden"], m["dropout"], m["y_range"],
                             state["global_mean"])
-        raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\" or \"nn\"")
+        raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\", \"svdpp\" or \"nn\"")
 
     def loss_fn(self, config):
         from torch import nn
