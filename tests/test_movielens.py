@@ -96,9 +96,20 @@ def test_svdpp_adds_what_each_user_rated_to_the_users_vector():
     assert "rated_users" not in model.state_dict()  # rebuilt from the run's state, not saved with the weights
 
 
+def test_svdpp_implicit_feedback_is_the_training_pairs_or_all_pairs_to_predict_never_their_ratings():
+    from harness_plugins.movielens.competition import implicit_feedback
+
+    train = pd.DataFrame({"user": [10, 10, 20], "item": [1, 2, 2], "rating": [4.0, 3.0, 5.0]})
+    valid = pd.DataFrame({"user": [20, 30], "item": [1, 1], "rating": [1.0, 2.0]})  # user 30 unseen: left out
+    test = pd.DataFrame({"id": [1], "user": [10], "item": [1]})  # already a training pair: once
+    users, items = np.array([10, 20]), np.array([1, 2])
+    assert implicit_feedback(train, valid, test, users, items, "train") == [[1, 1, 2], [1, 2, 2]]
+    assert implicit_feedback(train, valid, test, users, items, "all") == [[1, 1, 2, 2], [1, 2, 2, 1]]
+
+
 def test_svdpp_trains_predicts_and_explains_from_its_saved_state(cli_run, workspace, sample_dir):
     cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "model.kind=svdpp", "--set", "data.split=u1",
-            "--epochs", "3")
+            "--set", "model.implicit=all", "--epochs", "3")
     run_dir, summary = _finished_run(workspace)
     base = pd.read_csv(sample_dir / "u1.base", sep="\t", header=None)[2]
     held_out = pd.read_csv(sample_dir / "u1.test", sep="\t", header=None)[2]

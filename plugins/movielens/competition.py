@@ -100,6 +100,17 @@ def _codes(ids, known) -> np.ndarray:
     return pd.Index(known).get_indexer(pd.Index(ids)) + 1
 
 
+def implicit_feedback(train, valid, test, users, items, which: str) -> list[list[int]]:
+    """SVD++'s implicit feedback, [user codes, item codes]: the movies each user rated in training, or with
+    ``which = "all"`` also the pairs to predict (validation and test.csv), whose ratings are unknown but whose
+    existence (who chose to see what) is known when predicting them. Unseen ids (code 0) are left out."""
+    frames = [train] + ([valid, test] if which == "all" else [])
+    pairs = pd.concat([f[["user", "item"]] for f in frames if f is not None]).drop_duplicates()
+    u, i = _codes(pairs["user"], users), _codes(pairs["item"], items)
+    known = (u > 0) & (i > 0)
+    return [u[known].tolist(), i[known].tolist()]
+
+
 class MovieLens(Competition):
     name = "movielens"
     kaggle_slug = None  # scored locally against solution.csv
@@ -112,6 +123,7 @@ class MovieLens(Competition):
         "data.split": Choice("random", *PREDEFINED_SPLITS),
         "data.unknown_ids": Choice("warn", "error"),
         "model.kind": Choice("dot", "svdpp", "nn"),
+        "model.implicit": Choice("train", "all"),
         "model.y_range": ListOf(Num(), lengths=(2,), increasing=True),
     }
 
@@ -215,8 +227,8 @@ class MovieLens(Competition):
             "item_counts": [int(counts.get(i, 0)) for i in items],
             "titles": {str(i): raw.titles.get(int(i), str(i)) for i in items},
         }
-        if config["model"]["kind"] == "svdpp":  # the items each user rated in training: SVD++'s implicit feedback
-            state["rated"] = [_codes(train["user"], users).tolist(), _codes(train["item"], items).tolist()]
+        if config["model"]["kind"] == "svdpp":
+            state["rated"] = implicit_feedback(train, valid, raw.test, users, items, config["model"].get("implicit", "train"))
         t = config["train"]
         seed = int(config.get("seed", 0))
         return Prepared(
