@@ -125,7 +125,7 @@ def shown_settings(items) -> str:
 def movielens(cli: Cli, data_dir: Path, lines: list[str], overhead: bool, quick: bool) -> None:
     base = ["train", "movielens", "--data-dir", str(data_dir)]
     extra = ["train.epochs=1"] if quick else []
-    lines += ["## MovieLens ml-100k: five predefined folds (u1..u5), two models and their blends", "",
+    lines += [f"## MovieLens ml-100k: five predefined folds (u1..u5), {len(MODELS)} models and their blends", "",
               "Each model: `harness train movielens --data-dir ml-100k --folds 5 --set validation.scheme=predefined` "
               "plus the settings shown (fold 0 validates on u1.test, fold 4 on u5.test; the five test files "
               "partition the 100,000 ratings). CV RMSE: on all out-of-fold rows at once; per fold: mean ± sd of "
@@ -145,10 +145,10 @@ def movielens(cli: Cli, data_dir: Path, lines: list[str], overhead: bool, quick:
                      + f" | {s['fold_mean']:.4f} ± {s['fold_sd']:.4f} | {result['wall']:.0f} |")
     lines.append("")
 
-    ids = f"{runs['dot']['run']},{runs['nn']['run']}"
+    ids = ",".join(result["run"] for result in runs.values())
     blends = {m: cli("movielens", "blend", "movielens", "--runs", ids, "--method", m, device=False)
               for m in BLEND_METHODS}
-    lines += ["Blends: `harness blend movielens --runs DOT,NN --method M` over the two runs above. Nested CV (honest): "
+    lines += [f"Blends: `harness blend movielens --runs {','.join(k.upper() for k in MODELS)} --method M` over the {len(MODELS)} runs above. Nested CV (honest): "
               "each fold's rows are predicted by a blender fitted on the other four folds' OOF rows only; fold 0's "
               "nested RMSE is therefore the ensemble's u1.test RMSE, with members trained on u1.base and a blender "
               "that never saw u1.test. In-sample (optimistic): the blender fitted on all 100,000 OOF rows and "
