@@ -55,6 +55,8 @@ FOLDS = ("u1", "u2", "u3", "u4", "u5")
 MODELS = {
     "dot": [],
     "nn": ["model.kind=nn", "model.l2=0.05", "train.lr=0.01", "train.epochs=10"],
+    # what the same script chose for svdpp on the same split (bench/results/movielens_svdpp.md)
+    "svdpp": ["model.kind=svdpp", "model.implicit=all", "model.l2=0.2", "train.lr=0.01", "train.epochs=5"],
 }
 BLEND_METHODS = ("mean", "weights", "stack")
 TARGET_U1 = 0.905
