@@ -56,7 +56,8 @@ def score_text(summary: dict) -> str:
     """A run summary's validation score in words, e.g. "validation rmse = 0.91234"."""
     score = summary.get("primary_score")
     if "cv_score" in summary:  # a K-fold run
-        return (f"CV {summary['primary_metric']} = {summary['cv_score']:.5f} over {summary['folds']} folds "
+        repeats = f" x {summary['repeats']} repeats" if summary.get("repeats", 1) > 1 else ""
+        return (f"CV {summary['primary_metric']} = {summary['cv_score']:.5f} over {summary['folds']} folds{repeats} "
                 f"({summary['fold_mean']:.5f} ± {summary['fold_sd']:.5f} per fold)")
     if isinstance(score, (int, float)):
         return f"validation {summary.get('primary_metric', 'score')} = {score:.5f}"

@@ -32,7 +32,8 @@ def under_torchrun() -> bool:
 @click.option("--run", "run_id", help="With --resume: the run to continue.")
 @click.option("--folds", type=int, help="Train K fold models: out-of-fold predictions for every training row, "
                                         "the CV score, and one submission from their mean test outputs.")
-@click.option("--fold", "only_fold", type=int, help="With --folds: train fold I (0-based) only; "
+@click.option("--fold", "only_fold", type=int, help="With --folds: train fold I (0-based; with "
+                                                    "validation.repeats R, fold k of repeat r is r*K+k) only; "
                                                     "`--resume --run ID` trains the rest and joins them.")
 @click.option("--folds-file", help="Train K fold models on the folds of this CSV (a K-fold run's folds.csv: "
                                    "`row`, then `fold`), so they can be blended with that run.")
