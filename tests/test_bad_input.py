@@ -42,7 +42,7 @@ BAD_VALUES = [
     ("movielens", "data.valid_pct", "1.0", "must be in [0, 1)"),
     ("movielens", "data.split", '"u9"', "must be one of random, u1"),
     ("movielens", "data.unknown_ids", '"ignore"', "must be one of warn, error"),
-    ("movielens", "model.kind", '"svd"', "must be one of dot, nn"),
+    ("movielens", "model.kind", '"svd"', "must be one of dot, svdpp, nn"),
     ("movielens", "model.n_factors", "0", "must be ≥ 1"),
     ("movielens", "model.hidden", "[100, 0]", "model.hidden[1] = 0 must be ≥ 1"),
     ("movielens", "model.dropout", "1.0", "must be in [0, 1)"),

@@ -291,7 +291,7 @@ def test_unknown_test_ids_can_be_an_error_before_training(cli_run, workspace, sa
 @pytest.mark.parametrize("args, message", [
     (["--set", "model.n_factor=3"], "unknown key"),
     (["--set", "model.n_factors=big"], "expected a int"),
-    (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, nn (--set)"),
+    (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, svdpp, nn (--set)"),
 ])
 def test_bad_settings(cli_run, workspace, sample_dir, args, message):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, *args, expect=2)
