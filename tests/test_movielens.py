@@ -54,6 +54,11 @@ def _finished_run(workspace):
     return run_dir, summary
 
 
+def _u1_ratings(sample_dir):
+    """The ratings of u1.base and of u1.test."""
+    return tuple(pd.read_csv(sample_dir / f"u1.{part}", sep="\t", header=None)[2] for part in ("base", "test"))
+
+
 def _mean_baseline(train_ratings, valid_ratings) -> float:
     """RMSE of always predicting the training mean on the validation rows."""
     return float(np.sqrt(((valid_ratings - train_ratings.mean()) ** 2).mean()))
@@ -63,8 +68,7 @@ def test_predefined_split_u1_with_the_nn_model_beats_the_training_mean(cli_run, 
     cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "data.split=u1", "--set", "model.kind=nn",
             "--epochs", "2", "--schedule", "sgdr")
     run_dir, summary = _finished_run(workspace)
-    base = pd.read_csv(sample_dir / "u1.base", sep="\t", header=None)[2]
-    held_out = pd.read_csv(sample_dir / "u1.test", sep="\t", header=None)[2]
+    base, held_out = _u1_ratings(sample_dir)
     # It validated on exactly u1.test, and did better than the mean of u1.base there.
     assert np.load(run_dir / "valid_targets.npy").tolist() == held_out.astype(np.float32).tolist()
     score = summary["primary_score"]
@@ -111,8 +115,7 @@ def test_svdpp_trains_predicts_and_explains_from_its_saved_state(cli_run, worksp
     cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "model.kind=svdpp", "--set", "data.split=u1",
             "--set", "model.implicit=all", "--epochs", "3")
     run_dir, summary = _finished_run(workspace)
-    base = pd.read_csv(sample_dir / "u1.base", sep="\t", header=None)[2]
-    held_out = pd.read_csv(sample_dir / "u1.test", sep="\t", header=None)[2]
+    base, held_out = _u1_ratings(sample_dir)
     assert summary["primary_score"] < 0.95 * _mean_baseline(base, held_out)
     sub = pd.read_csv(run_dir / "submission.csv")
     (run_dir / "submission.csv").unlink()

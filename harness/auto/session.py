@@ -644,12 +644,10 @@ class Auto:
         data = self.session.data
         entry, decision = data["ensemble"], Decision(data["decision"]["submit"], data["decision"]["reason"])
         board = Leaderboard(self.workspace)
-        if self.comp.kaggle_slug and any(s["run_id"] == entry["run"] and s["status"] == "uploading"
-                                         for s in board.submissions(self.name)):
-            from harness.kaggle.submit import reconcile_uploads  # killed mid-upload: did Kaggle get it?
+        from harness.kaggle.submit import reconcile_uploads
 
-            with quiet(self.log):
-                reconcile_uploads(self.comp, self.workspace)
+        with quiet(self.log):  # killed mid-upload: did Kaggle get it? (no call to Kaggle when nothing is stuck)
+            reconcile_uploads(self.comp, self.workspace)
         before = [s for s in board.submissions(self.name) if s["run_id"] == entry["run"]
                   and s["status"] in ("scored", "pending", "local")]
         message = self.message(entry)

@@ -113,7 +113,7 @@ HOST_KEYS = {key for key in SCHEMA if key.startswith("validation.") and "*" not 
 def set_value(config: dict, key: str, value) -> None:
     """Set ``section.key`` in place, checking that the key exists (or is one of HOST_KEYS) and the type matches."""
     parts = key.split(".")
-    if key in HOST_KEYS and key.rsplit(".", 1)[-1] not in config.get(parts[0], {}):
+    if key in HOST_KEYS and parts[-1] not in config.get(parts[0], {}):
         config.setdefault(parts[0], {})[parts[-1]] = value  # checked against its schema rule by the caller
         return
     node = config

@@ -35,8 +35,11 @@ class DotProductBias(nn.Module):
         """Mean squared norm of the batch's user and item factors (per-rating L2, as in SGD MF)."""
         return (self.user_factors(users).pow(2).sum(1) + self.item_factors(items).pow(2).sum(1)).mean()
 
+    def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
+        return self.user_factors(users)
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dot = (self.user_factors(users) * self.item_factors(items)).sum(dim=1)
+        dot = (self.user_vectors(users) * self.item_factors(items)).sum(dim=1)
         x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
         return scale_to_range(x, self.y_range)
 
@@ -67,12 +70,8 @@ class DotProductImplicit(DotProductBias):
         return self.user_factors(users) + implicit[users]
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        # the batch items' implicit factors share the factors' per-rating L2
         return super().penalty(users, items) + self.implicit_factors(items).pow(2).sum(1).mean()
-
-    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
-        dot = (self.user_vectors(users) * self.item_factors(items)).sum(dim=1)
-        x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
-        return scale_to_range(x, self.y_range)
 
 
 class CollabNN(nn.Module):
