@@ -124,6 +124,41 @@ def test_svdpp_trains_predicts_and_explains_from_its_saved_state(cli_run, worksp
     assert "Highest item bias" in cli_run("explain", "movielens").output
 
 
+def test_autorec_reads_a_rating_from_its_items_other_ratings_never_from_the_rating_itself():
+    import torch
+
+    from harness.models.collab import ItemAutoRec
+
+    torch.manual_seed(0)
+    ratings = ([1, 2, 3, 1], [1, 1, 1, 2], [5.0, 1.0, 3.0, 4.0])  # item 1 rated by users 1..3, item 2 by user 1
+    model = ItemAutoRec(4, 3, hidden=4, ratings=ratings)
+    assert model.item_ratings[1].tolist() == [0.0, 5.0, 1.0, 3.0] and "item_ratings" not in model.state_dict()
+    users, items = torch.tensor([1, 2]), torch.tensor([1, 1])
+    before = model(users, items)
+    with torch.no_grad():
+        model.item_ratings[1, 1] = 2.0  # user 1's own rating of item 1 changes: its prediction must not
+    after = model(users, items)
+    assert after[0] == before[0] and after[1] != before[1]  # user 2's input holds user 1's rating
+    assert model.item_ratings[1, 2] == 1.0  # blanking works on a copy: the stored ratings stay
+
+
+def test_autorec_trains_on_the_training_ratings_only_and_predicts_from_its_saved_state(cli_run, workspace, sample_dir):
+    cli_run("train", "movielens", "--data-dir", sample_dir, "--set", "model.kind=autorec", "--set", "data.split=u1",
+            "--set", "model.n_factors=32", "--set", "model.l2=0.05", "--epochs", "5")
+    run_dir, summary = _finished_run(workspace)
+    base, held_out = _u1_ratings(sample_dir)
+    assert summary["primary_score"] < 0.95 * _mean_baseline(base, held_out)
+    state = json.loads((run_dir / "preprocessing.json").read_text())
+    assert len(state["ratings"][0]) == len(base)  # its input is u1.base, never a u1.test rating
+    assert sorted(state["ratings"][2]) == sorted(base.astype(float).tolist())
+    sub = pd.read_csv(run_dir / "submission.csv")
+    (run_dir / "submission.csv").unlink()
+    cli_run("predict", "movielens", "--data-dir", sample_dir)
+    assert np.allclose(pd.read_csv(run_dir / "submission.csv")["rating"], sub["rating"], atol=1e-6)
+    out = cli_run("explain", "movielens").output  # no item biases: the items' codes' principal components
+    assert "Principal component 1" in out and "item bias" not in out
+
+
 def test_newer_layout_ratings_csv_trains_on_its_ratings_and_titles(cli_run, workspace, tmp_path, sample_dir):
     frame = pd.read_csv(sample_dir / "u.data", sep="\t", header=None, names=["userId", "movieId", "rating", "timestamp"])
     frame.to_csv(tmp_path / "ratings.csv", index=False)
@@ -294,7 +329,7 @@ def test_unknown_test_ids_can_be_an_error_before_training(cli_run, workspace, sa
 @pytest.mark.parametrize("args, message", [
     (["--set", "model.n_factor=3"], "unknown key"),
     (["--set", "model.n_factors=big"], "expected a int"),
-    (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, svdpp, nn (--set)"),
+    (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, svdpp, nn, autorec (--set)"),
 ])
 def test_bad_settings(cli_run, workspace, sample_dir, args, message):
     result = cli_run("train", "movielens", "--data-dir", sample_dir, *args, expect=2)

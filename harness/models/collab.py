@@ -1,5 +1,5 @@
 """Collaborative filtering with embeddings (lesson 4): a biased dot product (and SVD++, the same with
-implicit feedback), and a small neural net.
+implicit feedback), a small neural net, and an item autoencoder (I-AutoRec).
 
 Row 0 of every table is reserved for ids never seen in training. It starts at zero and, having no
 gradient, stays there, so an unknown user or item falls back to the other side's bias and the
@@ -38,6 +38,10 @@ class DotProductBias(nn.Module):
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
         return self.user_factors(users)
 
+    def item_vectors(self) -> torch.Tensor:
+        """Every item's learned vector (row 0: unseen items), for `harness explain`."""
+        return self.item_factors.weight
+
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         dot = (self.user_vectors(users) * self.item_factors(items)).sum(dim=1)
         x = dot + self.user_bias(users).squeeze(1) + self.item_bias(items).squeeze(1) + self.global_bias
@@ -74,6 +78,47 @@ class DotProductImplicit(DotProductBias):
         return super().penalty(users, items) + self.implicit_factors(items).pow(2).sum(1).mean()
 
 
+class ItemAutoRec(nn.Module):
+    """I-AutoRec (Sedhain et al., 2015): each item is the vector of its training ratings over all users (0
+    where a user has not rated it), encoded through ``hidden`` sigmoid units; a user's rating of the item is
+    read from the code by the user's own decoder row and bias. It sees a user through the other users who
+    rated the same item, which a dot product does not: a different error to blend with.
+
+    The rating being predicted is blanked in its item's input, so a training pair is predicted as a
+    held-out one is (the original lets the input hold it and relies on the bottleneck not to copy it).
+    ``ratings`` is (user codes, item codes, ratings) of the training rows; it is rebuilt from the run's
+    state, not saved with the weights.
+    """
+
+    def __init__(self, n_users: int, n_items: int, hidden: int = 200, y_range=(0.0, 5.5), global_mean: float = 3.5,
+                 ratings=((), (), ())):
+        super().__init__()
+        self.y_range = tuple(y_range)
+        matrix = torch.zeros(n_items, n_users)
+        users, items = torch.as_tensor(ratings[0], dtype=torch.long), torch.as_tensor(ratings[1], dtype=torch.long)
+        matrix[items, users] = torch.as_tensor(ratings[2], dtype=torch.float32)
+        self.register_buffer("item_ratings", matrix, persistent=False)
+        self.encoder = nn.Linear(n_users, hidden)
+        self.user_factors = _embedding(n_users, hidden)  # the decoder: one row per user
+        self.user_bias = _embedding(n_users, 1)
+        self.global_bias = nn.Parameter(torch.tensor(logit_of(global_mean, y_range)))
+
+    def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """Mean squared norm of the batch users' decoder rows and encoder columns (per-rating L2)."""
+        return (self.user_factors(users).pow(2).sum(1) + self.encoder.weight[:, users].pow(2).sum(0)).mean()
+
+    def item_vectors(self) -> torch.Tensor:
+        """Every item's code, from all of its training ratings: what the decoder reads."""
+        return torch.sigmoid(self.encoder(self.item_ratings))
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        x = self.item_ratings[items]  # indexing copies: blanking below leaves the buffer as it is
+        x[torch.arange(len(users), device=x.device), users] = 0.0
+        code = torch.sigmoid(self.encoder(x))
+        out = (self.user_factors(users) * code).sum(1) + self.user_bias(users).squeeze(1) + self.global_bias
+        return scale_to_range(out, self.y_range)
+
+
 class CollabNN(nn.Module):
     """Concatenated user and item embeddings through a small MLP."""
 
@@ -93,6 +138,7 @@ class CollabNN(nn.Module):
         self.mlp = nn.Sequential(*layers, out)
 
     penalty = DotProductBias.penalty
+    item_vectors = DotProductBias.item_vectors
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         x = torch.cat([self.user_factors(users), self.item_factors(items)], dim=1)

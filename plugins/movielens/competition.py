@@ -122,7 +122,7 @@ class MovieLens(Competition):
         "validation.scheme": Choice("kfold", "predefined"),
         "data.split": Choice("random", *PREDEFINED_SPLITS),
         "data.unknown_ids": Choice("warn", "error"),
-        "model.kind": Choice("dot", "svdpp", "nn"),
+        "model.kind": Choice("dot", "svdpp", "nn", "autorec"),
         "model.implicit": Choice("train", "all"),
         "model.y_range": ListOf(Num(), lengths=(2,), increasing=True),
     }
@@ -229,6 +229,10 @@ class MovieLens(Competition):
         }
         if config["model"]["kind"] == "svdpp":
             state["rated"] = implicit_feedback(train, valid, raw.test, users, items, config["model"].get("implicit", "train"))
+        if config["model"]["kind"] == "autorec":
+            # the training ratings are the model's input; never those it is asked to predict
+            state["ratings"] = [_codes(train["user"], users).tolist(), _codes(train["item"], items).tolist(),
+                                train["rating"].astype(float).tolist()]
         t = config["train"]
         seed = int(config.get("seed", 0))
         return Prepared(
@@ -249,7 +253,7 @@ class MovieLens(Competition):
 
     # ------------------------------------------------------------------ model
     def build_model(self, state, config) -> nn.Module:
-        from harness.models.collab import CollabNN, DotProductBias, DotProductImplicit
+        from harness.models.collab import CollabNN, DotProductBias, DotProductImplicit, ItemAutoRec
 
         m = config["model"]
         n_users, n_items = len(state["users"]) + 1, len(state["items"]) + 1
@@ -261,7 +265,10 @@ class MovieLens(Competition):
         if m["kind"] == "nn":
             return CollabNN(n_users, n_items, m["n_factors"], m["hidden"], m["dropout"], m["y_range"],
                             state["global_mean"])
-        raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\", \"svdpp\" or \"nn\"")
+        if m["kind"] == "autorec":
+            return ItemAutoRec(n_users, n_items, m["n_factors"], m["y_range"], state["global_mean"],
+                               ratings=state["ratings"])
+        raise HarnessError(f"model.kind = {m['kind']!r}: use \"dot\", \"svdpp\", \"nn\" or \"autorec\"")
 
     def loss_fn(self, config):
         from torch import nn

@@ -23,7 +23,8 @@ def explain(learn, run, out_dir: Path, top: int = 10, n_plot: int = 50) -> dict:
         lines += [f"  {bias[j]:+.3f}  {titles[j]}" for j in order[:top]]
         lines.append("Highest item bias:")
         lines += [f"  {bias[j]:+.3f}  {titles[j]}" for j in order[::-1][:top]]
-    factors = model.item_factors.weight[1:].detach()
+    with torch.no_grad():
+        factors = model.item_vectors()[1:].detach()
     centred = factors - factors.mean(0)
     _, _, v = torch.linalg.svd(centred, full_matrices=False)
     components = (centred @ v[:2].T).numpy()
@@ -49,7 +50,7 @@ def explain(learn, run, out_dir: Path, top: int = 10, n_plot: int = 50) -> dict:
     ax.scatter(components[shown, 0], components[shown, 1], s=8)
     for j in shown:
         ax.annotate(titles[j], (components[j, 0], components[j, 1]), fontsize=7)
-    ax.set_xlabel("principal component 1 of item factors")
+    ax.set_xlabel("principal component 1 of the item vectors")
     ax.set_ylabel("principal component 2")
     ax.set_title(f"{n_plot} most-rated movies, {run.competition} run {run.id}")
     plot_path = out_dir / "item_factors_pca.png"
