@@ -290,3 +290,24 @@ def test_echo_prints_one_summary_line(capsys):
     assert len(out) == 1
     assert f"gbm: {learn.rounds} rounds" in out[0] and f"inner best iteration {learn.best_iteration}" in out[0]
     assert "valid loss" in out[0] and "roc_auc" in out[0]
+
+
+def test_an_interrupted_fit_frees_its_booster_at_once_never_later_in_the_garbage_collector():
+    """A budget's alarm stops a fit inside lgb.train. The error's traceback must not keep the half-trained
+    booster alive: freed later by the garbage collector, after its datasets, it reads freed memory (a heap
+    abort in an unrelated place)."""
+    import gc
+
+    from harness.auto.session import BudgetSpent, alarm
+
+    def boosters():
+        return {id(o) for o in gc.get_objects() if isinstance(o, lgb.Booster)}
+
+    before = boosters()
+    train, valid = make_data("regression", n=3000)
+    learn = make("regression", train, valid, {"n_estimators": 100_000, "early_stopping_rounds": 0})
+    with pytest.raises(BudgetSpent) as caught:
+        with alarm(0.3):
+            learn.fit()
+    assert caught.value.__traceback__ is not None  # the error is kept, as Optuna and the session keep it
+    assert not boosters() - before  # (its datasets may wait for the collector: alone, any order frees them)

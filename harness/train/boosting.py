@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import traceback
 
 import numpy as np
 from scipy.special import log_softmax
@@ -211,6 +212,18 @@ def _feature_names(names, n: int) -> list[str]:
     return out
 
 
+def release_interrupted_training(exc: BaseException) -> None:
+    """Free the booster of an interrupted ``lgb.train`` now, before its datasets.
+
+    The exception's traceback keeps lgb.train's frame, so the half-trained booster and its datasets
+    live on; once the exception sits in a reference cycle (Optuna and the auto session keep the
+    error) the garbage collector frees them in no set order, and a booster freed after its datasets
+    reads freed memory in LGBM_BoosterFree: a heap abort, at some later unrelated moment. Clearing
+    the traceback's finished frames drops them by reference count, booster first (it holds its
+    datasets)."""
+    traceback.clear_frames(exc.__traceback__)
+
+
 # ---------------------------------------------------------------------------- the learner
 class BoostingLearner:
     """LightGBM behind the Learner's protocol: ``fit`` (from the [gbm] params), ``validate``, ``predict``
@@ -400,8 +413,12 @@ class BoostingLearner:
             sets.append(dataset(*self.valid_dl, reference=train_set))
             set_names.append("valid")
         watcher = _RoundWatcher(self.params["early_stopping_rounds"] if stop is not None else 0, bar)
-        booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=sets, valid_names=set_names,
-                            callbacks=[watcher])
+        try:
+            booster = lgb.train(params, train_set, num_boost_round=rounds, valid_sets=sets, valid_names=set_names,
+                                callbacks=[watcher])
+        except BaseException as exc:  # a budget's alarm, Ctrl-C, an error in a callback
+            release_interrupted_training(exc)
+            raise
         return booster, watcher
 
     def _record(self, curves: list[dict], inner_curves: list[dict]) -> None:
