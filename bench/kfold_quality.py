@@ -57,6 +57,8 @@ MODELS = {
     "nn": ["model.kind=nn", "model.l2=0.05", "train.lr=0.01", "train.epochs=10"],
     # what the same script chose for svdpp on the same split (bench/results/movielens_svdpp.md)
     "svdpp": ["model.kind=svdpp", "model.implicit=all", "model.l2=0.2", "train.lr=0.01", "train.epochs=5"],
+    # and for autorec (bench/results/movielens_autorec.md)
+    "autorec": ["model.kind=autorec", "model.n_factors=100", "model.l2=0.3", "train.lr=0.005", "train.epochs=10"],
 }
 BLEND_METHODS = ("mean", "weights", "stack")
 TARGET_U1 = 0.905
@@ -205,7 +207,7 @@ def movielens(cli: Cli, data_dir: Path, lines: list[str], overhead: bool, quick:
 def describe_blender(summary: dict) -> str:
     """The blender fitted on all OOF rows (the one that combines the test outputs), from its summary.json:
     weights by member, or the level-2 model with its coefficients and intercept."""
-    names = dict(zip(summary.get("members", []), MODELS))  # run id -> dot / nn, in --runs order
+    names = dict(zip(summary.get("members", []), MODELS))  # run id -> model name, in --runs order
     weights = summary.get("weights")
     if isinstance(weights, dict):
         return "weights " + ", ".join(f"{names.get(run, run)} {w:.3f}" for run, w in weights.items())
@@ -284,8 +286,8 @@ def main():
               f"workspace, `--device {args.device}`, "
               + (f"`OMP_NUM_THREADS={args.threads}`" if args.threads else "torch's default threads") + ").", "",
               "How the settings were chosen: MovieLens `dot` runs the config's defaults (`competitions/movielens.toml`: "
-              "l2 0.12, lr 0.005, 20 epochs) and `nn` the settings `bench/movielens_quality.py` chose for it (l2 0.05, "
-              "lr 0.01, 10 epochs); both were chosen on a random 10% of u1.base (numpy seed 0), so nothing of u1.test "
+              "l2 0.12, lr 0.005, 20 epochs) and `nn`, `svdpp` and `autorec` the settings `bench/movielens_quality.py` "
+              "chose for each (shown in the table); all were chosen on a random 10% of u1.base (numpy seed 0), so nothing of u1.test "
               "took part. Those 8,000 validation ratings do lie in u2..u5.test, so folds 1..4 are not entirely "
               "untouched by that choice; the u1 column is the clean one. Rossmann runs its config's defaults "
               "(set in earlier sessions, partly by looking at a window that overlaps its last fold, see "
