@@ -124,22 +124,41 @@ def test_svdpp_trains_predicts_and_explains_from_its_saved_state(cli_run, worksp
     assert "Highest item bias" in cli_run("explain", "movielens").output
 
 
-def test_autorec_reads_a_rating_from_its_items_other_ratings_never_from_the_rating_itself():
+@pytest.mark.parametrize("dense_limit", [10**9, 0], ids=["dense", "sparse"])
+def test_autorec_reads_a_rating_from_its_items_other_ratings_never_from_the_rating_itself(dense_limit):
     import torch
 
     from harness.models.collab import ItemAutoRec
+    from harness.models.layers import scale_to_range
 
     torch.manual_seed(0)
-    ratings = ([1, 2, 3, 1], [1, 1, 1, 2], [5.0, 1.0, 3.0, 4.0])  # item 1 rated by users 1..3, item 2 by user 1
-    model = ItemAutoRec(4, 3, hidden=4, ratings=ratings)
-    assert model.item_ratings[1].tolist() == [0.0, 5.0, 1.0, 3.0] and "item_ratings" not in model.state_dict()
-    users, items = torch.tensor([1, 2]), torch.tensor([1, 1])
-    before = model(users, items)
+    ratings = ([1, 2, 3, 1, 2], [1, 1, 1, 2, 3], [5.0, 1.0, 3.0, 4.0, 2.0])  # item 1: users 1..3; item 2: user 1
+    model = ItemAutoRec(4, 4, hidden=4, ratings=ratings, dense_limit=dense_limit)
+    assert model.dense == (dense_limit > 0)
+    assert set(model.state_dict()) == {"encoder.weight", "encoder.bias", "user_factors.weight", "user_bias.weight",
+                                       "global_bias"}  # the ratings are rebuilt from the run's state
     with torch.no_grad():
-        model.item_ratings[1, 1] = 2.0  # user 1's own rating of item 1 changes: its prediction must not
-    after = model(users, items)
-    assert after[0] == before[0] and after[1] != before[1]  # user 2's input holds user 1's rating
-    assert model.item_ratings[1, 2] == 1.0  # blanking works on a copy: the stored ratings stay
+        for p in (model.user_factors.weight, model.user_bias.weight):
+            p.normal_()
+    dense = torch.zeros(4, 4)  # items x users
+    dense[ratings[1], ratings[0]] = torch.tensor(ratings[2])
+    users, items = torch.tensor([1, 2, 3, 1, 2, 0]), torch.tensor([1, 1, 1, 2, 3, 2])  # user 0, item 0: unseen
+    x = dense[items].clone()
+    x[torch.arange(len(users)), users] = 0.0  # the rating being predicted is left out of its own input
+    code = torch.sigmoid(model.encoder(x))
+    expected = scale_to_range((model.user_factors(users) * code).sum(1) + model.user_bias(users).squeeze(1)
+                              + model.global_bias, model.y_range)
+    assert torch.allclose(model(users, items), expected, atol=1e-6)
+    other = ItemAutoRec(4, 4, hidden=4, ratings=(ratings[0], ratings[1], [2.0, 1.0, 3.0, 4.0, 2.0]),
+                        dense_limit=dense_limit)
+    other.load_state_dict(model.state_dict())  # user 1's own rating of item 1 changed, nothing else
+    changed = other(users, items) != model(users, items)
+    assert changed.tolist() == [False, True, True, False, False, False]  # users 2 and 3 read user 1's rating
+    assert torch.allclose(model.item_vectors(), torch.sigmoid(model.encoder(dense)), atol=1e-6)
+    # the encoder's gradient is the reference's too (the sparse path reaches it through the embedding bag)
+    grad = torch.autograd.grad(model(users, items).sum(), model.encoder.weight)[0]
+    assert torch.allclose(grad, torch.autograd.grad(expected.sum(), model.encoder.weight)[0], atol=1e-6)
+    assert grad.abs().sum() > 0
 
 
 def test_autorec_trains_on_the_training_ratings_only_and_predicts_from_its_saved_state(cli_run, workspace, sample_dir):
