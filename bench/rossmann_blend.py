@@ -46,6 +46,17 @@ WEIGHTS = np.linspace(0.0, 1.0, 21)  # the network's share of the blend, on log(
 FACTORS = np.linspace(0.95, 1.05, 101)  # the correction factor on sales
 
 
+def gbm_settings(pairs: list[str]) -> dict:
+    """``--gbm-set gbm.KEY=VALUE`` pairs as config overrides (numbers parsed)."""
+    out = {}
+    for pair in pairs:
+        key, _, value = pair.partition("=")
+        if not key.startswith("gbm.") or not value:
+            raise SystemExit(f"--gbm-set {pair!r}: give gbm.KEY=VALUE")
+        out[key] = int(value) if value.lstrip("-").isdigit() else float(value)
+    return out
+
+
 def choose_blend(network, gbm, targets) -> tuple[float, float, float]:
     """(network weight, factor, RMSPE) with the lowest RMSPE of factor * exp(w * network + (1 - w) * gbm)."""
     best = (1.0, 1.0, float("inf"))
@@ -76,6 +87,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, required=True)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the network's seeds")
+    parser.add_argument("--gbm-seeds", type=int, nargs="+", default=[0],
+                        help="LightGBM's seeds (they matter with bagging or feature fractions below 1)")
+    parser.add_argument("--gbm-set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a [gbm] setting for every LightGBM fit, e.g. gbm.feature_fraction=0.8 (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)")
     parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_quality.md")
     args = parser.parse_args()
@@ -98,29 +113,40 @@ def main():
         net_scores.append(exp_rmspe_fn(outputs, targets))
         net_seconds.append(seconds)
         echo(f"network seed {seed}: {net_scores[-1]:.4f} ({seconds:.0f} s)")
-    gbm, gbm_seconds = fit(comp, raw, apply_overrides(config, {"model.kind": "gbm"}), 0, window_frame)
-    gbm_score = exp_rmspe_fn(gbm, targets)
-    echo(f"gbm: {gbm_score:.4f} ({gbm_seconds:.0f} s)")
-    network = np.mean(nets, axis=0)
+    gbm_config = apply_overrides(config, {"model.kind": "gbm", **gbm_settings(args.gbm_set)})
+    gbms, gbm_scores, gbm_seconds = [], [], []
+    for seed in args.gbm_seeds:
+        outputs, seconds = fit(comp, raw, gbm_config, seed, window_frame)
+        gbms.append(outputs)
+        gbm_scores.append(exp_rmspe_fn(outputs, targets))
+        gbm_seconds.append(seconds)
+        echo(f"gbm seed {seed}: {gbm_scores[-1]:.4f} ({seconds:.0f} s)")
+    network, gbm = np.mean(nets, axis=0), np.mean(gbms, axis=0)
 
     # the choice: the same models on the days before the tuning window, scored on that window only
     _, tuning = window_masks(comp, frame, config, tuning=True)
     tuning_frame = frame[tuning]
     tuning_targets = np.log(tuning_frame["Sales"].to_numpy(dtype=np.float64))
     tuning_nets = [fit(TuningWindow(), raw, config, seed, tuning_frame)[0] for seed in args.seeds]
-    tuning_gbm = fit(TuningWindow(), raw, apply_overrides(config, {"model.kind": "gbm"}), 0, tuning_frame)[0]
+    tuning_gbm = np.mean([fit(TuningWindow(), raw, gbm_config, seed, tuning_frame)[0] for seed in args.gbm_seeds], axis=0)
     tuning_network = np.mean(tuning_nets, axis=0)
     weight, factor, tuning_score = choose_blend(tuning_network, tuning_gbm, tuning_targets)
     _, net_factor, net_tuning_score = choose_blend(tuning_network, tuning_network, tuning_targets)
     echo(f"chosen on the tuning window: network weight {weight:.2f}, factor {factor:.3f} ({tuning_score:.4f})")
     entry = exp_rmspe_fn(weight * network + (1 - weight) * gbm + np.log(factor), targets)
+    gbm_text = ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in gbm_settings(args.gbm_set).items()) or "its defaults"
     rows = [
         ("the network, seeds " + ", ".join(map(str, args.seeds)) + " (each)", spread(net_scores).split(" | ")[0],
          f"{np.mean(net_seconds):.0f} each"),
         ("the network's seed ensemble (mean of outputs)", f"{exp_rmspe_fn(network, targets):.4f}", ""),
-        ("LightGBM, model.kind = gbm (its defaults)", f"{gbm_score:.4f}", f"{gbm_seconds:.0f}"),
-        ("mean of the network (seed 0) and LightGBM", f"{exp_rmspe_fn((nets[0] + gbm) / 2, targets):.4f}", ""),
-        ("mean of the seed ensemble and LightGBM", f"{exp_rmspe_fn((network + gbm) / 2, targets):.4f}", ""),
+        (f"LightGBM, model.kind = gbm ({gbm_text}), seeds " + ", ".join(map(str, args.gbm_seeds)) + " (each)",
+         spread(gbm_scores).split(" | ")[0], f"{np.mean(gbm_seconds):.0f} each"),
+        *([("LightGBM's seed ensemble (mean of outputs)", f"{exp_rmspe_fn(gbm, targets):.4f}", "")]
+          if len(gbms) > 1 else []),
+        ("mean of the network (seed 0) and LightGBM (seed " + str(args.gbm_seeds[0]) + ")",
+         f"{exp_rmspe_fn((nets[0] + gbms[0]) / 2, targets):.4f}", ""),
+        ("mean of the seed ensemble and LightGBM" + ("'s" if len(gbms) > 1 else ""),
+         f"{exp_rmspe_fn((network + gbm) / 2, targets):.4f}", ""),
         (f"the seed ensemble x {net_factor:.3f} (factor chosen on the tuning window)",
          f"{exp_rmspe_fn(network + np.log(net_factor), targets):.4f}", ""),
         (f"**the entry**: {weight:.2f} x seed ensemble + {1 - weight:.2f} x LightGBM, x {factor:.3f} "
