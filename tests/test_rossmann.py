@@ -69,6 +69,42 @@ def test_features_split_and_training_rows(data):
     assert all(names[m - 1] in store.loc[s, "PromoInterval"].split(",") for s, m in zip(active["Store"], active["Month"]))
 
 
+def test_recent_sales_levels_never_read_the_validation_windows_sales(data):
+    comp = Rossmann()
+    config = comp.default_config()
+    raw = comp.load(data, config)
+    frame = comp.features(raw, config).copy()
+    assert config["data"]["recent_days"] and config["data"]["recent_lag"] >= config["data"]["valid_days"]
+    columns = [f"RecentLogSales{d}" for d in config["data"]["recent_days"]]
+    assert set(columns) <= set(comp.columns(raw, config)[1])  # continuous inputs of both models
+    _, valid = comp.split_masks(frame, config)
+    start = frame.loc[valid, "Date"].min()
+    raw.train.loc[raw.train["Date"] >= start, "Sales"] *= 3  # the validation window's sales change...
+    raw.cache.clear()
+    again = comp.features(raw, config)
+    held_out = ((frame["Date"] >= start) & (frame["Id"] == -1)).to_numpy()  # ...and no validation row's level moves
+    np.testing.assert_array_equal(again.loc[held_out, columns].to_numpy(), frame.loc[held_out, columns].to_numpy())
+    test = (frame["Id"] != -1).to_numpy()  # 48 days ahead at most: every test row's level is known from train.csv
+    assert frame.loc[held_out | test, columns].notna().all().all()
+    store, day = frame.loc[held_out].iloc[0][["Store", "Date"]]
+    lag, days = config["data"]["recent_lag"], config["data"]["recent_days"][0]
+    window = raw.train[(raw.train["Store"] == store) & (raw.train["Sales"] > 0)
+                       & raw.train["Date"].between(day - pd.Timedelta(days=lag + days - 1), day - pd.Timedelta(days=lag))]
+    assert frame.loc[held_out, columns[0]].iloc[0] == pytest.approx(np.log(window["Sales"] / 1.0).mean())
+
+
+def test_a_validation_window_longer_than_the_recent_lag_is_refused(data, workspace, cli_run):
+    result = cli_run("train", "rossmann", "--data-dir", data, "--set", "data.valid_days=60", *SMALL, expect=2)
+    assert ("config: data.valid_days = 60 days, but data.recent_lag = 48: the recent sales levels "
+            "(data.recent_days) would read the validation window's own sales") in result.output
+    result = cli_run("train", "rossmann", "--data-dir", data, "--folds", "2", "--set", "validation.valid_size=40",
+                     "--set", "validation.gap=10", *SMALL, expect=2)
+    assert "validation.valid_size + validation.gap = 50 days" in result.output
+    assert not (workspace / "runs").exists()
+    cli_run("train", "rossmann", "--data-dir", data, "--set", "data.valid_days=60", "--set", "data.recent_days=[]",
+            "--epochs", "1", *SMALL)
+
+
 def test_google_trends_follow_sunday_to_saturday_weeks(data):
     comp = Rossmann()
     config = comp.default_config()

@@ -53,6 +53,8 @@ class Rossmann(TabularModels):
         "data.events": ListOf(Choice(*features.EVENTS)),
         "data.event_window": COUNT,
         "data.event_max_days": COUNT,
+        "data.recent_days": ListOf(COUNT),
+        "data.recent_lag": COUNT,
     }
     raw_files = ("store.csv",)
 
@@ -73,24 +75,27 @@ class Rossmann(TabularModels):
             absent = absent | {"State"}
         if raw.trends is None:
             absent = absent | TREND_COLUMNS
+        recent = [features.recent_sales_column(days) for days in d["recent_days"]]
         dropped = [c for c in [*d["cat_cols"], *d["cont_cols"]] if c in absent]
         if dropped and "warned_optional" not in raw.cache:
             raw.cache["warned_optional"] = True
             click.echo(f"note: {raw.data_dir} lacks store_states.csv, weather/ or googletrend.csv; "
                        f"not using {', '.join(dropped)}", err=True)
-        return [c for c in d["cat_cols"] if c not in absent], [c for c in d["cont_cols"] if c not in absent]
+        return ([c for c in d["cat_cols"] if c not in absent],
+                [c for c in d["cont_cols"] if c not in absent] + [c for c in recent if c not in d["cont_cols"]])
 
     def features(self, raw: features.RossmannData, config) -> pd.DataFrame:
         """Train and test rows with every feature, computed once per data and feature settings."""
         d = config["data"]
-        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days")})
+        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days", "recent_days", "recent_lag")})
         if key not in raw.cache:
             rows = [raw.train.assign(Id=-1)]
             if raw.test is not None:
                 rows.append(raw.test.assign(Sales=np.nan, Customers=np.nan))
             frame = pd.concat(rows, ignore_index=True)
             raw.cache.clear()
-            raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"])
+            raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"],
+                                                   d["recent_days"], d["recent_lag"])
         return raw.cache[key]
 
     def split_masks(self, frame: pd.DataFrame, config) -> tuple[np.ndarray, np.ndarray]:
@@ -113,6 +118,7 @@ class Rossmann(TabularModels):
     # ------------------------------------------------------------------ preprocessing
     def fold_rows(self, raw, config):
         """The training rows with sales (those trained and scored on), in train.csv's order."""
+        self.check_recent_lag(config, folds=True)
         frame = self.features(raw, config)
         return frame.loc[self.sales_mask(frame), ["Store", "Date", "Sales"]].reset_index(drop=True)
 
@@ -120,7 +126,27 @@ class Rossmann(TabularModels):
     def sales_mask(frame: pd.DataFrame) -> np.ndarray:
         return ((frame["Id"] == -1) & (frame["Sales"] > 0)).to_numpy()
 
+    @staticmethod
+    def check_recent_lag(config, folds: bool) -> None:
+        """The recent sales levels must not read the validation window's own sales: it may be no longer
+        than data.recent_lag (for time folds, valid_size plus gap, as a test after a gap would be)."""
+        d, v = config["data"], config.get("validation", {})
+        if not d["recent_days"]:
+            return
+        if folds and v.get("scheme") == "time":
+            ahead, what = (v.get("valid_size") or 0) + (v.get("gap") or 0), "validation.valid_size + validation.gap"
+        elif folds:
+            return  # shuffled folds: a row's level is read from other days, never from the row itself
+        else:
+            ahead, what = d["valid_days"], "data.valid_days"
+        if ahead > d["recent_lag"]:
+            raise HarnessError(f"config: {what} = {ahead:g} days, but data.recent_lag = {d['recent_lag']}: the recent "
+                               "sales levels (data.recent_days) would read the validation window's own sales; set "
+                               f"data.recent_lag = {math.ceil(ahead)} or more, or data.recent_days = []")
+
     def prepare(self, raw, config, rows=None) -> Prepared:
+        if rows is None:  # (K folds are checked by fold_rows, before their run folder exists)
+            self.check_recent_lag(config, folds=False)
         frame = self.features(raw, config)
         if rows is None:
             train, valid = self.split_masks(frame, config)

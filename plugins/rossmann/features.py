@@ -1,5 +1,6 @@
 """Rossmann files and features: checked reading, the store/state/weather joins, competition and
-Promo2 durations, and the promo/holiday event distances, as the third-place solution used them."""
+Promo2 durations, the promo/holiday event distances, as the third-place solution used them, and each
+store's recent sales level as known at forecast time."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ import pandas as pd
 
 from harness.data.dates import add_date_parts, event_features, parse_dates
 from harness.data.files import check_no_duplicates, check_values, read_table
+from harness.data.lags import lagged_group_mean
 from harness.data.tabular import join_checked
 from harness.errors import HarnessError
 
@@ -181,8 +183,18 @@ def store_features(store: pd.DataFrame) -> pd.DataFrame:
     return store
 
 
-def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, max_days: int) -> pd.DataFrame:
-    """Every feature for train and test rows together (events need both sides of the boundary)."""
+def recent_sales_column(days: int) -> str:
+    return f"RecentLogSales{days}"
+
+
+def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, max_days: int,
+                 recent_days=(), recent_lag: int = 48) -> pd.DataFrame:
+    """Every feature for train and test rows together (events need both sides of the boundary).
+
+    ``recent_days``: for each length d, the store's mean log sales over the d days ending ``recent_lag``
+    days before the row (open days of train.csv only), so a forecast up to ``recent_lag`` days ahead, as
+    Kaggle's 48-day test, reads nothing it could not know: a store's recent level, beside its embedding's
+    level over all years."""
     df = add_date_parts(rows.copy(), "Date", prefix="")
     df = join_checked(df, store_features(data.store), "Store", "store.csv", "rows")
     if data.weather is not None:
@@ -214,4 +226,9 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     source.columns = list(events)
     source[["Store", "Date"]] = df[["Store", "Date"]]
     df = pd.concat([df, event_features(source, "Store", "Date", events, window=window, max_days=max_days)], axis=1)
+    if recent_days:
+        known = (df["Id"] == -1) & (df["Sales"] > 0)
+        log_sales = df[["Store", "Date"]].assign(log_sales=np.log(df["Sales"].where(known)))
+        for days in recent_days:
+            df[recent_sales_column(days)] = lagged_group_mean(log_sales, "Store", "Date", "log_sales", days, recent_lag)
     return df

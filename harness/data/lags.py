@@ -1,0 +1,31 @@
+"""Lagged target levels for time-series tables: a group's recent mean, known at forecast time.
+
+A row at date t gets the mean of its group's values over the ``days`` calendar days ending ``lag`` days
+before t, so a forecast up to ``lag`` days ahead reads only what was known when it was made: the last
+day it reads is t - lag. Rows without a value (closed days, the test period) take no part; a window
+holding none gives NaN (a missing continuous value to the preprocessing). Vectorised: one wide
+date x group table and cumulative sums, no per-row loop.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from harness.errors import HarnessError
+
+
+def lagged_group_mean(frame: pd.DataFrame, group: str, date: str, value: str, days: int, lag: int) -> np.ndarray:
+    """Per row, the mean of ``value`` over its group's rows dated t - lag - days + 1 .. t - lag (NaN values
+    left out), in the frame's row order."""
+    if days < 1 or lag < 0:
+        raise HarnessError(f"a lagged mean needs days >= 1 and lag >= 0, not days = {days}, lag = {lag}")
+    known = frame.loc[frame[value].notna(), [date, group, value]]
+    wide = known.pivot(index=date, columns=group, values=value)
+    calendar = pd.date_range(frame[date].min(), frame[date].max(), freq="D", name=date)
+    wide = wide.reindex(calendar)
+    totals = wide.fillna(0.0).rolling(days, min_periods=1).sum()
+    counts = wide.notna().astype(float).rolling(days, min_periods=1).sum()
+    means = (totals / counts.where(counts > 0)).shift(lag)  # the window ending on t - lag, placed on t
+    long = means.stack().rename("_mean").reset_index()  # stacking leaves the NaN cells out
+    rows = frame[[date, group]].merge(long, on=[date, group], how="left")
+    return rows["_mean"].to_numpy(dtype=np.float64)
