@@ -267,6 +267,27 @@ def test_a_trial_running_past_the_budget_is_stopped_where_it_ends(cli_run, works
     assert state["status"] == "done" and state["spent"] < 30 + 10 and wall < 30 + 15
 
 
+def test_a_later_baseline_past_the_budget_is_stopped_and_the_next_session_resumes_it(cli_run, workspace, tmp_path):
+    tiny_competition(workspace)
+    slow = tmp_path / "slow.toml"  # the gbm baseline's rounds far beyond the budget; nn's baseline is quick
+    slow.write_text(TOML.replace("n_estimators = 20", "n_estimators = 400000"))
+    started = time.monotonic()
+    out = cli_run("auto", NAME, "--budget", "20s", "--kinds", "nn,gbm", "--config", slow, "--dry-run").output
+    wall = time.monotonic() - started
+    (first,) = sessions(workspace)
+    state = state_of(first)
+    assert state["baselines"]["nn"]["status"] == "done"  # the first baseline always finishes: it is the entry
+    gbm = state["baselines"]["gbm"]
+    assert gbm["status"] == "stopped" and "budget ran out" in gbm["error"] and gbm["run"], gbm
+    assert "gbm: stopped, the budget is spent" in out
+    assert state["status"] == "done" and state["spent"] < 20 + 10 and wall < 20 + 15
+    cli_run("auto", NAME, "--budget", "20s", "--kinds", "nn,gbm", "--config", slow, "--dry-run")
+    second = next(p for p in sessions(workspace) if p != first)
+    again = state_of(second)["baselines"]
+    assert again["nn"]["reused"] == first.name  # the finished baseline is reused, the stopped one resumed
+    assert again["gbm"]["run"] == gbm["run"] and again["gbm"]["status"] == "stopped"
+
+
 def test_auto_enters_movielens_scored_locally(cli_run, workspace):
     """A built-in plugin competition with its own [search] table and no Kaggle counterpart."""
     from harness.host.plugins import get_competition

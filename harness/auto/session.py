@@ -349,12 +349,29 @@ class Auto:
                 entry["run"] = run.id
                 self.session.save()
 
+            # The first baseline always finishes: without one there is no entry. Each later one runs on what the
+            # budget has left (less the ensemble's and report's reserve) and is stopped where it ends; its
+            # finished folds stay, so a later `harness auto` with more budget resumes it at its fold.
+            first = not any(v["status"] == "done" for v in baselines.values())
+            left = self.limits.seconds_left(self.session.spent)
+            budget = None if first or left is None else left - plan.reserve(self.limits.budget)
+            if budget is not None and budget <= 0:
+                entry.update(status="stopped", error="the budget was spent before it began")
+                self.session.save()
+                self.say("baselines", f"{kind.label}: not trained, the budget is spent")
+                continue
             try:
-                with quiet(self.log):
+                with quiet(self.log), alarm(budget):
                     run = train_folds(self.comp, cfg, self.data_dir(), self.workspace, self.n_folds,
                                       device=self.options.device, resume=resume, echo=False, progress=False,
                                       on_run=on_run, on_fold=lambda i, scores: self.session.save(),
                                       folds_file=reference if resume is None else None)
+            except BudgetSpent as exc:
+                entry.update(status="stopped", error=str(exc), seconds=round(time.monotonic() - started, 1))
+                self.session.save()
+                self.say("baselines", f"{kind.label}: stopped, the budget is spent (its finished folds are kept: "
+                                      "`harness auto` again with more budget resumes it)")
+                continue
             except Exception as exc:  # one kind failing (LightGBM missing, a NaN score) leaves the others
                 self.log_failure(f"baseline {kind.label}", exc)
                 entry.update(status="failed", error=f"{type(exc).__name__}: {exc}"[:500])
@@ -374,7 +391,8 @@ class Auto:
         return "; ".join(f"{k} CV {fmt(v['cv'])} ± {fmt(v['sd'])}" for k, v in done.items())
 
     def reuse_baselines(self) -> None:
-        """A new session on the same config reuses the last finished session's baselines."""
+        """A new session on the same config reuses the last finished session's baselines, and resumes one
+        the budget stopped (at its first unfinished fold)."""
         prev = self.previous
         if prev is None or prev.data.get("config_hash") != self.session.data["config_hash"]:
             return
@@ -383,6 +401,8 @@ class Auto:
         for label, entry in prev.data.get("baselines", {}).items():
             if entry.get("status") == "done" and Run.at(self.workspace, self.name, entry["run"]).finished:
                 self.session.data["baselines"][label] = {**entry, "reused": entry.get("reused") or prev.id}
+            elif entry.get("status") == "stopped" and entry.get("run"):
+                self.session.data["baselines"][label] = {"status": "pending", "run": entry["run"]}
 
     def reference_folds(self) -> Path | None:
         """The first finished baseline's folds.csv, on which every later run trains."""
