@@ -217,10 +217,10 @@ def release_interrupted_training(exc: BaseException) -> None:
 
     The exception's traceback keeps lgb.train's frame, so the half-trained booster and its datasets
     live on; once the exception sits in a reference cycle (Optuna and the auto session keep the
-    error) the garbage collector frees them in no set order, and a booster freed after its datasets
-    reads freed memory in LGBM_BoosterFree: a heap abort, at some later unrelated moment. Clearing
-    the traceback's finished frames drops them by reference count, booster first (it holds its
-    datasets)."""
+    error) the garbage collector frees them later, in no set order (datasets before their booster),
+    in the middle of whatever runs then: the test suite once aborted inside LGBM_BoosterFree that way.
+    Clearing the traceback's finished frames drops them now, by reference count, booster first (it
+    holds its datasets)."""
     traceback.clear_frames(exc.__traceback__)
 
 
