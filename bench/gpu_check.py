@@ -1,7 +1,7 @@
 """One prepared script for a lent GPU machine: do the CUDA paths work, and how fast are they?
 
-For three workloads that stand for the competitions (a collaborative-filtering dot product, a
-resnet34 on 224 px images, an AWD-LSTM language model) and each precision mode of the Learner
+For the workloads that stand for the competitions (a collaborative-filtering dot product, I-AutoRec
+with its ratings dense and sparse, a resnet34 on 224 px images, an AWD-LSTM language model) and each precision mode of the Learner
 (fp32, bf16 autocast, fp16 autocast with a GradScaler), it trains a few steps through the shared
 Learner and checks that parameters, batches and predictions sit on the device, that the loss is
 finite and moves, and that a checkpoint saves and loads; then it reports throughput.
@@ -57,6 +57,18 @@ def collab(n, small):
     model = DotProductBias(1000, 2000, 50)
     dl = TensorLoader((users, items), ratings, batch_size=1024, shuffle=True, device=n)
     return model, dl, nn.MSELoss(), rows, "ratings"
+
+
+def autorec(n, small, dense_limit):
+    """I-AutoRec on the same random ratings: its item-ratings buffer on the device, dense or sparse (the
+    embedding-bag path that large MovieLens releases take)."""
+    from harness.models.collab import ItemAutoRec
+
+    model, dl, loss_fn, rows, unit = collab(n, small)
+    users, items = dl.inputs
+    model = ItemAutoRec(1000, 2000, 100, ratings=(users.tolist(), items.tolist(), dl.target.tolist()),
+                        dense_limit=dense_limit)
+    return model, dl, loss_fn, rows, unit
 
 
 def vision(n, small, scale=1):
@@ -165,7 +177,10 @@ def main():
     print("| workload | precision | throughput (one epoch after a warm-up epoch) | train loss | device, checkpoint |")
     print("|---|---|---|---|---|")
     modes = ["none", "bf16", "fp16"] if device.type == "cuda" else ["none"]
-    for name, build in (("dot product", collab), ("resnet", vision), ("awd-lstm", language_model)):
+    workloads = (("dot product", collab), ("autorec, dense", lambda n, small: autorec(n, small, 10**9)),
+                 ("autorec, sparse", lambda n, small: autorec(n, small, 0)), ("resnet", vision),
+                 ("awd-lstm", language_model))
+    for name, build in workloads:
         for mode in modes:
             try:
                 print(check(name, build, device, mode, args.small), flush=True)
