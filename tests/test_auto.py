@@ -370,6 +370,23 @@ def test_budget_reads_wall_times():
     assert plan.format_seconds(3725) == "1h02m" and plan.format_seconds(750) == "12m30s"
 
 
+def test_the_budget_alarm_rings_again_when_a_ring_is_swallowed():
+    from harness.auto.session import BudgetSpent, alarm
+
+    swallowed = []
+    started = time.monotonic()
+    with pytest.raises(BudgetSpent):
+        with alarm(0.05):
+            while time.monotonic() - started < 10:
+                try:
+                    time.sleep(0.01)
+                except BudgetSpent:
+                    if swallowed:
+                        raise
+                    swallowed.append(time.monotonic() - started)  # as Python does in a __del__ or weakref callback
+    assert len(swallowed) == 1 and 0.9 < time.monotonic() - started - swallowed[0] < 3
+
+
 def test_limits_stop_tuning_before_a_trial_would_overrun():
     limits = plan.Limits(budget=600, trials=None)
     assert limits.stop_reason(spent=100, done=3, next_seconds=60) is None

@@ -305,9 +305,12 @@ def test_an_interrupted_fit_frees_its_booster_at_once_never_later_in_the_garbage
 
     before = boosters()
     train, valid = make_data("regression", n=3000)
-    learn = make("regression", train, valid, {"n_estimators": 100_000, "early_stopping_rounds": 0})
+    # a tiny learning rate: every round still finds a split, so the fit cannot end before the alarm rings
+    learn = make("regression", train, valid, {"n_estimators": 1_000_000, "early_stopping_rounds": 0,
+                                              "learning_rate": 1e-4})
     with pytest.raises(BudgetSpent) as caught:
         with alarm(0.3):
             learn.fit()
+    assert any(entry.name == "train" and "lightgbm" in str(entry.path) for entry in caught.traceback)  # inside lgb.train
     assert caught.value.__traceback__ is not None  # the error is kept, as Optuna and the session keep it
     assert not boosters() - before  # (its datasets may wait for the collector: alone, any order frees them)

@@ -127,7 +127,9 @@ def alarm(seconds: float | None):
         raise BudgetSpent(f"the budget ran out during this trial (after {plan.format_seconds(seconds)})")
 
     old = signal.signal(signal.SIGALRM, ring)
-    signal.setitimer(signal.ITIMER_REAL, max(0.01, seconds))
+    # It rings again every second until the block ends: Python swallows an exception raised while a
+    # __del__ or a weakref callback runs (the garbage collector's), and a ring landing there is lost.
+    signal.setitimer(signal.ITIMER_REAL, max(0.01, seconds), 1.0)
     try:
         yield
     finally:
