@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -385,6 +386,27 @@ def test_the_budget_alarm_rings_again_when_a_ring_is_swallowed():
                         raise
                     swallowed.append(time.monotonic() - started)  # as Python does in a __del__ or weakref callback
     assert len(swallowed) == 1 and 0.9 < time.monotonic() - started - swallowed[0] < 3
+
+
+def test_the_budget_alarm_never_cuts_lightgbms_handle_juggling():
+    """LightGBM frees a booster's C handle and then replaces it; an exception between the two leaves a freed
+    handle to be freed again (a double free: the process aborts). A ring there waits until the stack is out."""
+    from types import SimpleNamespace
+
+    import lightgbm
+
+    from harness.auto.session import inside_uninterruptible
+
+    def frame(filename, back=None):
+        return SimpleNamespace(f_code=SimpleNamespace(co_filename=filename), f_back=back)
+
+    basic = str(Path(lightgbm.__file__).parent / "basic.py")
+    engine = str(Path(lightgbm.__file__).parent / "engine.py")
+    ours = str(Path(__file__))
+    assert inside_uninterruptible(frame(basic, frame(engine, frame(ours))))  # Booster.model_from_string in train
+    assert inside_uninterruptible(frame(ours, frame(basic)))  # anything LightGBM's methods call
+    assert not inside_uninterruptible(frame(ours, frame(engine, frame(ours))))  # a callback between rounds: safe
+    assert not inside_uninterruptible(sys._getframe())
 
 
 def test_limits_stop_tuning_before_a_trial_would_overrun():

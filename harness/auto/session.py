@@ -111,6 +111,21 @@ class BudgetSpent(Exception):
     """Raised into a trial still training when the budget ends: the trial is stopped (and fails)."""
 
 
+# Library code that an exception must not cut in the middle: LightGBM's Booster and Dataset methods free a C
+# handle and then replace it (model_from_string, the end of every lgb.train); raised between the two, the object
+# keeps the freed handle and frees it again when collected: a double free, a process abort.
+UNINTERRUPTIBLE = (str(Path("lightgbm") / "basic.py"),)
+
+
+def inside_uninterruptible(frame) -> bool:
+    """Whether ``frame`` or a frame that called it runs code of UNINTERRUPTIBLE."""
+    while frame is not None:
+        if frame.f_code.co_filename.endswith(UNINTERRUPTIBLE):
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def alarm(seconds: float | None):
     """Raise BudgetSpent inside the block after ``seconds`` (None: never; only where SIGALRM exists and in
@@ -124,6 +139,9 @@ def alarm(seconds: float | None):
         return
 
     def ring(signum, frame):
+        if inside_uninterruptible(frame):
+            signal.setitimer(signal.ITIMER_REAL, 0.005, 1.0)  # again in 5 ms, once out of it
+            return
         raise BudgetSpent(f"the budget ran out during this trial (after {plan.format_seconds(seconds)})")
 
     old = signal.signal(signal.SIGALRM, ring)
