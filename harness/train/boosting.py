@@ -218,9 +218,8 @@ def release_interrupted_training(exc: BaseException) -> None:
     The exception's traceback keeps lgb.train's frame, so the half-trained booster and its datasets
     live on; once the exception sits in a reference cycle (Optuna and the auto session keep the
     error) the garbage collector frees them later, in no set order (datasets before their booster),
-    in the middle of whatever runs then: the test suite once aborted inside LGBM_BoosterFree that way.
-    Clearing the traceback's finished frames drops them now, by reference count, booster first (it
-    holds its datasets)."""
+    in the middle of whatever runs then. Clearing the traceback's finished frames drops them now, by
+    reference count, booster first (it holds its datasets)."""
     traceback.clear_frames(exc.__traceback__)
 
 
