@@ -105,6 +105,15 @@ def test_a_validation_window_longer_than_the_recent_lag_is_refused(data, workspa
             "--epochs", "1", *SMALL)
 
 
+def test_a_config_without_the_recent_keys_trains_without_recent_levels(data, workspace, cli_run, tmp_path):
+    text = Rossmann().config_path.read_text()
+    old = tmp_path / "old.toml"  # a copy of the config from before data.recent_days existed
+    old.write_text("\n".join(line for line in text.splitlines() if not line.startswith(("recent_days", "recent_lag"))))
+    config = Rossmann().read_config(old)
+    assert config["data"]["recent_days"] == [] and config["data"]["recent_lag"] == 48
+    cli_run("train", "rossmann", "--data-dir", data, "--config", old, "--epochs", "1", *SMALL)
+
+
 def test_google_trends_follow_sunday_to_saturday_weeks(data):
     comp = Rossmann()
     config = comp.default_config()

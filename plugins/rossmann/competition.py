@@ -21,7 +21,7 @@ import pandas as pd
 from harness_competitions import config_path
 from harness.host.competition import Predictions, Prepared
 from harness.kinds.tabular import TabularModels
-from harness.config.loading import config_hash
+from harness.config.loading import config_hash, merged
 from harness.config.schema import COUNT, OPTIONAL_COUNT, Choice, ListOf
 from harness.scoring.tasks import get_task
 from harness.data.tabular import embedding_sizes, fit_tabular, transform_tabular, cont_names
@@ -57,6 +57,10 @@ class Rossmann(TabularModels):
         "data.recent_lag": COUNT,
     }
     raw_files = ("store.csv",)
+
+    def kind_defaults(self) -> dict:
+        """A config written before the recent sales levels existed trains without them, as it did then."""
+        return merged(super().kind_defaults(), {"data": {"recent_days": [], "recent_lag": 48}})
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
