@@ -46,6 +46,26 @@ WEIGHTS = np.linspace(0.0, 1.0, 21)  # the network's share of the blend, on log(
 FACTORS = np.linspace(0.95, 1.05, 101)  # the correction factor on sales
 
 
+def fit_seeds(name, comp, raw, config, seeds, window_frame, targets) -> tuple[list, list, list]:
+    """``fit`` once per seed: (outputs, RMSPE on the window, seconds), one list each, in seed order."""
+    outputs, scores, seconds = [], [], []
+    for seed in seeds:
+        out, took = fit(comp, raw, config, seed, window_frame)
+        outputs.append(out)
+        scores.append(exp_rmspe_fn(out, targets))
+        seconds.append(took)
+        echo(f"{name} seed {seed}: {scores[-1]:.4f} ({took:.0f} s)")
+    return outputs, scores, seconds
+
+
+def common_arguments(parser) -> None:
+    """--data-dir, the network's --seeds, --threads and --out, as every Rossmann window script takes them."""
+    parser.add_argument("--data-dir", type=Path, required=True)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the network's seeds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_quality.md")
+
+
 def gbm_settings(pairs: list[str]) -> dict:
     """``--gbm-set gbm.KEY=VALUE`` pairs as config overrides (numbers parsed)."""
     out = {}
@@ -85,14 +105,11 @@ def fit(comp, raw, config, seed, window_frame) -> tuple[np.ndarray, float]:
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the network's seeds")
+    common_arguments(parser)
     parser.add_argument("--gbm-seeds", type=int, nargs="+", default=[0],
                         help="LightGBM's seeds (they matter with bagging or feature fractions below 1)")
     parser.add_argument("--gbm-set", action="append", default=[], metavar="KEY=VALUE",
                         help="a [gbm] setting for every LightGBM fit, e.g. gbm.feature_fraction=0.8 (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_quality.md")
     args = parser.parse_args()
     import torch
 
@@ -106,21 +123,9 @@ def main():
     window_frame = frame[valid]
     targets = np.log(window_frame["Sales"].to_numpy(dtype=np.float64))
 
-    nets, net_scores, net_seconds = [], [], []
-    for seed in args.seeds:
-        outputs, seconds = fit(comp, raw, config, seed, window_frame)
-        nets.append(outputs)
-        net_scores.append(exp_rmspe_fn(outputs, targets))
-        net_seconds.append(seconds)
-        echo(f"network seed {seed}: {net_scores[-1]:.4f} ({seconds:.0f} s)")
+    nets, net_scores, net_seconds = fit_seeds("network", comp, raw, config, args.seeds, window_frame, targets)
     gbm_config = apply_overrides(config, {"model.kind": "gbm", **gbm_settings(args.gbm_set)})
-    gbms, gbm_scores, gbm_seconds = [], [], []
-    for seed in args.gbm_seeds:
-        outputs, seconds = fit(comp, raw, gbm_config, seed, window_frame)
-        gbms.append(outputs)
-        gbm_scores.append(exp_rmspe_fn(outputs, targets))
-        gbm_seconds.append(seconds)
-        echo(f"gbm seed {seed}: {gbm_scores[-1]:.4f} ({seconds:.0f} s)")
+    gbms, gbm_scores, gbm_seconds = fit_seeds("gbm", comp, raw, gbm_config, args.gbm_seeds, window_frame, targets)
     network, gbm = np.mean(nets, axis=0), np.mean(gbms, axis=0)
 
     # the choice: the same models on the days before the tuning window, scored on that window only

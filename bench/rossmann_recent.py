@@ -21,8 +21,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.bench_report import RESULTS, command_line, environment, write_section  # noqa: E402
-from bench.rossmann_blend import fit  # noqa: E402
+from bench.bench_report import command_line, environment, write_section  # noqa: E402
+from bench.rossmann_blend import common_arguments, fit  # noqa: E402
 from bench.rossmann_quality import TuningWindow, data_folder, describe, window_masks  # noqa: E402
 from harness.config.loading import apply_overrides  # noqa: E402
 from harness.progress import echo  # noqa: E402
@@ -34,10 +34,7 @@ CANDIDATES = [[], [91], [365], [91, 365]]
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="the network's seeds")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core VM)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "rossmann_quality.md")
+    common_arguments(parser)
     args = parser.parse_args()
     import torch
 
