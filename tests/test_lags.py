@@ -40,3 +40,15 @@ def test_bad_lengths_are_a_clear_error():
     frame = pd.DataFrame({"g": [1], "d": pd.to_datetime(["2015-01-01"]), "v": [1.0]})
     with pytest.raises(HarnessError, match="days >= 1 and lag >= 0"):
         lagged_group_mean(frame, "g", "d", "v", days=0, lag=1)
+
+
+def test_several_group_columns_form_one_group_per_combination():
+    rng = np.random.default_rng(5)
+    dates = pd.date_range("2015-01-01", periods=30, freq="D")
+    frame = pd.DataFrame([(s, d) for s in (1, 2) for d in dates], columns=["s", "d"])
+    frame["w"] = frame["d"].dt.dayofweek % 2  # alternate days: two sub-groups per store
+    frame["v"] = rng.normal(size=len(frame))
+    frame = frame.sample(frac=1.0, random_state=1)
+    got = lagged_group_mean(frame, ["s", "w"], "d", "v", days=9, lag=2)
+    keyed = frame.assign(g=frame["s"].astype(str) + "/" + frame["w"].astype(str))
+    np.testing.assert_allclose(got, brute_force(keyed, 9, 2), equal_nan=True)

@@ -71,11 +71,11 @@ def test_features_split_and_training_rows(data):
 
 def test_recent_sales_levels_never_read_the_validation_windows_sales(data):
     comp = Rossmann()
-    config = comp.default_config()
+    config = apply_overrides(comp.default_config(), {"data.recent_by": ["DayOfWeek", "Promo"]})
     raw = comp.load(data, config)
     frame = comp.features(raw, config).copy()
     assert config["data"]["recent_days"] and config["data"]["recent_lag"] >= config["data"]["valid_days"]
-    columns = [f"RecentLogSales{d}" for d in config["data"]["recent_days"]]
+    columns = [f"RecentLogSales{d}{by}" for d in config["data"]["recent_days"] for by in ("", "ByDayOfWeek", "ByPromo")]
     assert set(columns) <= set(comp.columns(raw, config)[1])  # continuous inputs of both models
     _, valid = comp.split_masks(frame, config)
     start = frame.loc[valid, "Date"].min()
@@ -85,12 +85,16 @@ def test_recent_sales_levels_never_read_the_validation_windows_sales(data):
     held_out = ((frame["Date"] >= start) & (frame["Id"] == -1)).to_numpy()  # ...and no validation row's level moves
     np.testing.assert_array_equal(again.loc[held_out, columns].to_numpy(), frame.loc[held_out, columns].to_numpy())
     test = (frame["Id"] != -1).to_numpy()  # 48 days ahead at most: every test row's level is known from train.csv
-    assert frame.loc[held_out | test, columns].notna().all().all()
+    assert frame.loc[held_out | test, columns[0]].notna().all()
+    scored = held_out & (frame["Sales"] > 0).to_numpy()  # a split level is missing only on days the store never opens
+    assert frame.loc[scored, columns].notna().all().all()
     store, day = frame.loc[held_out].iloc[0][["Store", "Date"]]
     lag, days = config["data"]["recent_lag"], config["data"]["recent_days"][0]
     window = raw.train[(raw.train["Store"] == store) & (raw.train["Sales"] > 0)
                        & raw.train["Date"].between(day - pd.Timedelta(days=lag + days - 1), day - pd.Timedelta(days=lag))]
     assert frame.loc[held_out, columns[0]].iloc[0] == pytest.approx(np.log(window["Sales"] / 1.0).mean())
+    weekday = window["Date"].dt.dayofweek == day.dayofweek  # the store's same weekdays in that window
+    assert frame.loc[held_out, columns[1]].iloc[0] == pytest.approx(np.log(window.loc[weekday, "Sales"] / 1.0).mean())
 
 
 def test_a_validation_window_longer_than_the_recent_lag_is_refused(data, workspace, cli_run):
@@ -328,7 +332,17 @@ def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspac
     assert "config: data.events[1] = 'Sunny' must be one of Promo, StateHoliday, SchoolHoliday, Closed (--set)" in result.output
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.cont_cols=["Promo", "Sunshine"]', expect=2)
     assert "missing column(s) Sunshine" in result.output
+    result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.recent_by=["Weather"]', expect=2)
+    assert "config: data.recent_by[0] = 'Weather' must be one of DayOfWeek, Promo" in result.output
     assert not (workspace / "runs").exists()
+
+
+def test_split_recent_levels_reach_both_models(data, workspace, cli_run):
+    for kind in ("nn", "gbm"):
+        cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.recent_by=["DayOfWeek"]', "--set",
+                f'model.kind="{kind}"', "--epochs", 1, *SMALL)
+    for run in (workspace / "runs" / "rossmann").iterdir():
+        assert "RecentLogSales365ByDayOfWeek" in json.loads((run / "preprocessing.json").read_text())["cont_cols"]
 
 
 def test_submission_from_outputs_keeps_closed_stores_at_zero():

@@ -14,11 +14,16 @@ import pandas as pd
 from harness.errors import HarnessError
 
 
-def lagged_group_mean(frame: pd.DataFrame, group: str, date: str, value: str, days: int, lag: int) -> np.ndarray:
+def lagged_group_mean(frame: pd.DataFrame, group: str | list[str], date: str, value: str, days: int,
+                      lag: int) -> np.ndarray:
     """Per row, the mean of ``value`` over its group's rows dated t - lag - days + 1 .. t - lag (NaN values
-    left out), in the frame's row order."""
+    left out), in the frame's row order. ``group``: a column, or several whose values together form a group
+    (a store's Mondays: ["Store", "DayOfWeek"])."""
     if days < 1 or lag < 0:
         raise HarnessError(f"a lagged mean needs days >= 1 and lag >= 0, not days = {days}, lag = {lag}")
+    if not isinstance(group, str):
+        frame = frame[[date, value]].assign(_group=frame.groupby(list(group), sort=False, dropna=False).ngroup().to_numpy())
+        group = "_group"
     known = frame.loc[frame[value].notna(), [date, group, value]]
     wide = known.pivot(index=date, columns=group, values=value)
     calendar = pd.date_range(frame[date].min(), frame[date].max(), freq="D", name=date)

@@ -55,12 +55,13 @@ class Rossmann(TabularModels):
         "data.event_max_days": COUNT,
         "data.recent_days": ListOf(COUNT),
         "data.recent_lag": COUNT,
+        "data.recent_by": ListOf(Choice(*features.RECENT_BY)),
     }
     raw_files = ("store.csv",)
 
     def kind_defaults(self) -> dict:
         """A config written before the recent sales levels existed trains without them, as it did then."""
-        return merged(super().kind_defaults(), {"data": {"recent_days": [], "recent_lag": 48}})
+        return merged(super().kind_defaults(), {"data": {"recent_days": [], "recent_lag": 48, "recent_by": []}})
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
@@ -79,7 +80,7 @@ class Rossmann(TabularModels):
             absent = absent | {"State"}
         if raw.trends is None:
             absent = absent | TREND_COLUMNS
-        recent = [features.recent_sales_column(days) for days in d["recent_days"]]
+        recent = list(features.recent_sales_windows(d["recent_days"], d["recent_by"]))
         dropped = [c for c in [*d["cat_cols"], *d["cont_cols"]] if c in absent]
         if dropped and "warned_optional" not in raw.cache:
             raw.cache["warned_optional"] = True
@@ -91,7 +92,8 @@ class Rossmann(TabularModels):
     def features(self, raw: features.RossmannData, config) -> pd.DataFrame:
         """Train and test rows with every feature, computed once per data and feature settings."""
         d = config["data"]
-        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days", "recent_days", "recent_lag")})
+        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days", "recent_days", "recent_lag",
+                                             "recent_by")})
         if key not in raw.cache:
             rows = [raw.train.assign(Id=-1)]
             if raw.test is not None:
@@ -99,7 +101,7 @@ class Rossmann(TabularModels):
             frame = pd.concat(rows, ignore_index=True)
             raw.cache.clear()
             raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"],
-                                                   d["recent_days"], d["recent_lag"])
+                                                   d["recent_days"], d["recent_lag"], d["recent_by"])
         return raw.cache[key]
 
     def split_masks(self, frame: pd.DataFrame, config) -> tuple[np.ndarray, np.ndarray]:

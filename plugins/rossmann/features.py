@@ -183,18 +183,27 @@ def store_features(store: pd.DataFrame) -> pd.DataFrame:
     return store
 
 
-def recent_sales_column(days: int) -> str:
-    return f"RecentLogSales{days}"
+# Columns a store's recent level can also be split by (few values each, known ahead for test rows).
+RECENT_BY = ("DayOfWeek", "Promo", "SchoolHoliday", "StateHoliday")
+
+
+def recent_sales_windows(recent_days, recent_by=()) -> dict[str, tuple[int, list[str]]]:
+    """Each recent-level column's name and its (days, grouping): RecentLogSales<d> per store, then
+    RecentLogSales<d>By<column> per store and value of the column."""
+    windows = {f"RecentLogSales{days}": (days, ["Store"]) for days in recent_days}
+    windows.update({f"RecentLogSales{days}By{by}": (days, ["Store", by]) for days in recent_days for by in recent_by})
+    return windows
 
 
 def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, max_days: int,
-                 recent_days=(), recent_lag: int = 48) -> pd.DataFrame:
+                 recent_days=(), recent_lag: int = 48, recent_by=()) -> pd.DataFrame:
     """Every feature for train and test rows together (events need both sides of the boundary).
 
     ``recent_days``: for each length d, the store's mean log sales over the d days ending ``recent_lag``
     days before the row (open days of train.csv only), so a forecast up to ``recent_lag`` days ahead, as
     Kaggle's 48-day test, reads nothing it could not know: a store's recent level, beside its embedding's
-    level over all years."""
+    level over all years. ``recent_by``: the same mean over only the days that share the row's value of
+    each column (its weekday: the store's recent Mondays; its promo state)."""
     df = add_date_parts(rows.copy(), "Date", prefix="")
     df = join_checked(df, store_features(data.store), "Store", "store.csv", "rows")
     if data.weather is not None:
@@ -228,7 +237,7 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     df = pd.concat([df, event_features(source, "Store", "Date", events, window=window, max_days=max_days)], axis=1)
     if recent_days:
         known = (df["Id"] == -1) & (df["Sales"] > 0)
-        log_sales = df[["Store", "Date"]].assign(log_sales=np.log(df["Sales"].where(known)))
-        for days in recent_days:
-            df[recent_sales_column(days)] = lagged_group_mean(log_sales, "Store", "Date", "log_sales", days, recent_lag)
+        log_sales = df[["Store", "Date", *recent_by]].assign(log_sales=np.log(df["Sales"].where(known)))
+        for name, (days, group) in recent_sales_windows(recent_days, recent_by).items():
+            df[name] = lagged_group_mean(log_sales, group, "Date", "log_sales", days, recent_lag)
     return df
