@@ -4,7 +4,7 @@ A row at date t gets the mean of its group's values over the ``days`` calendar d
 before t, so a forecast up to ``lag`` days ahead reads only what was known when it was made: the last
 day it reads is t - lag. Rows without a value (closed days, the test period) take no part; a window
 holding none gives NaN (a missing continuous value to the preprocessing). Vectorised: one wide
-date x group table and cumulative sums, no per-row loop.
+date x group table and rolling sums, no per-row loop.
 """
 from __future__ import annotations
 
@@ -31,6 +31,10 @@ def lagged_group_mean(frame: pd.DataFrame, group: str | list[str], date: str, va
     totals = wide.fillna(0.0).rolling(days, min_periods=1).sum()
     counts = wide.notna().astype(float).rolling(days, min_periods=1).sum()
     means = (totals / counts.where(counts > 0)).shift(lag)  # the window ending on t - lag, placed on t
-    long = means.stack().rename("_mean").reset_index()  # stacking leaves the NaN cells out
-    rows = frame[[date, group]].merge(long, on=[date, group], how="left")
-    return rows["_mean"].to_numpy(dtype=np.float64)
+    # Read each row's cell by position (a merge on date and group costs seconds at full Rossmann scale).
+    day = ((frame[date] - calendar[0]) // pd.Timedelta(days=1)).to_numpy()
+    column = means.columns.get_indexer(frame[group])  # -1: a group with no value on record
+    out = np.full(len(frame), np.nan)
+    seen = column >= 0
+    out[seen] = means.to_numpy(dtype=np.float64)[day[seen], column[seen]]
+    return out
