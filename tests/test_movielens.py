@@ -97,7 +97,33 @@ def test_svdpp_adds_what_each_user_rated_to_the_users_vector():
     p, y = model.user_factors.weight, model.implicit_factors.weight
     expected = torch.stack([p[0], p[1] + (y[1] + y[2] + y[3]) / 3 ** 0.5, p[2] + y[3], p[3]])
     assert torch.allclose(model.user_vectors(torch.arange(4)), expected, atol=1e-6)
-    assert "rated_users" not in model.state_dict()  # rebuilt from the run's state, not saved with the weights
+    batch = torch.tensor([3, 1, 1, 0])  # any order, repeats: each row its own user's vector
+    assert torch.allclose(model.user_vectors(batch), expected[batch], atol=1e-6)
+    assert "rated_items" not in model.state_dict()  # rebuilt from the run's state, not saved with the weights
+    empty = DotProductImplicit(3, 3, n_factors=2, rated=([], []))  # nothing rated: the plain user vectors
+    assert torch.equal(empty.user_vectors(torch.tensor([2, 1])), empty.user_factors(torch.tensor([2, 1])))
+
+
+def test_svdpp_batch_sums_match_the_sum_over_all_ratings_in_values_and_gradients():
+    import torch
+
+    from harness.models.collab import DotProductImplicit
+
+    gen = torch.Generator().manual_seed(1)
+    users, items = torch.randint(1, 30, (400,), generator=gen), torch.randint(1, 50, (400,), generator=gen)
+    model = DotProductImplicit(30, 50, n_factors=4, rated=(users, items))
+    with torch.no_grad():
+        model.implicit_factors.weight.normal_(generator=gen)
+    batch = torch.randint(0, 30, (64,), generator=gen)
+    model.user_vectors(batch).pow(2).sum().backward()
+    got = model.implicit_factors.weight.grad.clone()
+    model.zero_grad()
+    counts = torch.bincount(users, minlength=30).clamp(min=1).float()
+    full = torch.zeros(30, 4).index_add(0, users, counts[users].rsqrt().unsqueeze(1) * model.implicit_factors(items))
+    expected = model.user_factors(batch) + full[batch]  # every user's sum over all of training, then the batch's
+    expected.pow(2).sum().backward()
+    assert torch.allclose(model.user_vectors(batch), expected, atol=1e-6)
+    assert torch.allclose(got, model.implicit_factors.weight.grad, atol=1e-5)
 
 
 def test_svdpp_implicit_feedback_is_the_training_pairs_or_all_pairs_to_predict_never_their_ratings():

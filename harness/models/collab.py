@@ -22,6 +22,25 @@ def _embedding(n: int, dim: int, std: float = 0.01) -> nn.Embedding:
     return emb
 
 
+def sorted_groups(keys: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The stable order that sorts rows by key, and where each key's rows start in it: key k owns positions
+    [starts[k], starts[k + 1]) of the sorted rows (a CSR index, so a batch reads only its own keys' rows)."""
+    order = torch.argsort(keys, stable=True)
+    starts = torch.zeros(n + 1, dtype=torch.long)
+    starts[1:] = torch.cumsum(torch.bincount(keys, minlength=n), 0)
+    return order, starts
+
+
+def group_positions(starts: torch.Tensor, keys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The sorted positions of every row of each of ``keys``, key after key, and each key's number of rows."""
+    first_of_key = starts[keys]
+    lengths = starts[keys + 1] - first_of_key
+    first_in_out = torch.cumsum(lengths, 0) - lengths
+    positions = (torch.repeat_interleave(first_of_key - first_in_out, lengths)
+                 + torch.arange(int(lengths.sum()), device=keys.device))
+    return positions, lengths
+
+
 class DotProductBias(nn.Module):
     def __init__(self, n_users: int, n_items: int, n_factors: int = 50, y_range=(0.0, 5.5), global_mean: float = 3.5):
         super().__init__()
@@ -63,16 +82,19 @@ class DotProductImplicit(DotProductBias):
         super().__init__(n_users, n_items, n_factors, y_range, global_mean)
         self.implicit_factors = _embedding(n_items, n_factors)
         users = torch.as_tensor(rated[0], dtype=torch.long)
-        items = torch.as_tensor(rated[1], dtype=torch.long)
-        counts = torch.bincount(users, minlength=n_users).clamp(min=1).float()
-        self.register_buffer("rated_users", users, persistent=False)
-        self.register_buffer("rated_items", items, persistent=False)
-        self.register_buffer("rated_weights", counts[users].rsqrt().unsqueeze(1), persistent=False)
+        order, starts = sorted_groups(users, n_users)
+        counts = (starts[1:] - starts[:-1]).clamp(min=1).float()
+        self.register_buffer("rated_items", torch.as_tensor(rated[1], dtype=torch.long)[order], persistent=False)
+        self.register_buffer("user_starts", starts, persistent=False)  # user u: rated_items[starts[u]:starts[u + 1]]
+        self.register_buffer("user_scale", counts.rsqrt().unsqueeze(1), persistent=False)  # |N(u)|^-1/2
 
     def user_vectors(self, users: torch.Tensor) -> torch.Tensor:
-        implicit = torch.zeros_like(self.user_factors.weight).index_add(
-            0, self.rated_users, self.rated_weights * self.implicit_factors(self.rated_items))
-        return self.user_factors(users) + implicit[users]
+        # Only the batch's own users' sums: the cost grows with their ratings, not with all of training's.
+        unique, inverse = torch.unique(users, return_inverse=True)
+        positions, lengths = group_positions(self.user_starts, unique)
+        implicit = F.embedding_bag(self.rated_items[positions], self.implicit_factors.weight,
+                                   torch.cumsum(lengths, 0) - lengths, mode="sum")
+        return self.user_factors(users) + (implicit * self.user_scale[unique])[inverse]
 
     def penalty(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         # the batch items' implicit factors share the factors' per-rating L2
@@ -108,9 +130,7 @@ class ItemAutoRec(nn.Module):
             matrix[items, users] = values
             self.register_buffer("item_ratings", matrix, persistent=False)
         else:
-            order = torch.argsort(items, stable=True)
-            starts = torch.zeros(n_items + 1, dtype=torch.long)
-            starts[1:] = torch.cumsum(torch.bincount(items, minlength=n_items), 0)
+            order, starts = sorted_groups(items, n_items)
             self.register_buffer("rating_users", users[order], persistent=False)
             self.register_buffer("rating_values", values[order], persistent=False)
             self.register_buffer("item_starts", starts, persistent=False)  # item i: [starts[i], starts[i + 1])
@@ -131,11 +151,8 @@ class ItemAutoRec(nn.Module):
             if blanked_users is not None:
                 x[torch.arange(len(items), device=x.device), blanked_users] = 0.0
             return torch.sigmoid(self.encoder(x))
-        starts = self.item_starts[items]
-        lengths = self.item_starts[items + 1] - starts
+        at, lengths = group_positions(self.item_starts, items)
         bag = torch.repeat_interleave(torch.arange(len(items), device=items.device), lengths)
-        first = torch.cumsum(lengths, 0) - lengths  # where each item's ratings start among those gathered
-        at = torch.repeat_interleave(starts - first, lengths) + torch.arange(len(bag), device=items.device)
         users, values = self.rating_users[at], self.rating_values[at]
         if blanked_users is not None:
             keep = users != blanked_users[bag]
