@@ -22,7 +22,8 @@ def lagged_group_mean(frame: pd.DataFrame, group: str | list[str], date: str, va
     if days < 1 or lag < 0:
         raise HarnessError(f"a lagged mean needs days >= 1 and lag >= 0, not days = {days}, lag = {lag}")
     if not isinstance(group, str):
-        frame = frame[[date, value]].assign(_group=frame.groupby(list(group), sort=False, dropna=False).ngroup().to_numpy())
+        codes = frame.groupby(list(group), sort=False, dropna=False).ngroup().to_numpy()
+        frame = frame[[date, value]].assign(_group=codes)
         group = "_group"
     known = frame.loc[frame[value].notna(), [date, group, value]]
     wide = known.pivot(index=date, columns=group, values=value)
