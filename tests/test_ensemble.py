@@ -219,3 +219,51 @@ def test_two_movielens_k_fold_runs_blend_through_the_cli_into_a_run_with_a_submi
     assert "stack blend of runs" in stacked and Run.find(workspace, "movielens", "latest").path("submission.csv").exists()
     assert "--method caruana needs --runs" in cli_run("blend", "movielens", "--method", "caruana", expect=2).output
     assert "--runs and --top-k" in cli_run("blend", "movielens", "--runs", ids, "--top-k", "3", expect=2).output
+
+
+def test_single_split_runs_on_the_same_rows_blend_by_their_plain_mean(cli_run, workspace, ml_data):
+    """What a seed ensemble or a network + LightGBM entry needs without K folds: the mean of runs that
+    validated on the same rows, scored there (nothing fitted), and itself a run that blends again."""
+    from harness.scoring.metrics import rmse_fn
+
+    for kind, seed in (("dot", 1), ("dot", 2), ("nn", 1)):
+        cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "2", "--set", f"seed={seed}",
+                "--set", f"model.kind={kind}")
+    a, b, c = Run.all(workspace, "movielens")
+    out = cli_run("blend", "movielens", "--runs", f"{a.id},{b.id}").output
+    seeds = Run.find(workspace, "movielens", "latest")
+    mean = (a.array("valid_preds.npy").astype(np.float64) + b.array("valid_preds.npy")) / 2
+    score = rmse_fn(mean, a.array("valid_targets.npy").astype(np.float64))
+    summary = seeds.summary()
+    assert summary["primary_score"] == pytest.approx(score, rel=1e-5) and summary["members"] == [a.id, b.id]
+    assert "nothing is fitted" in summary["primary_score_means"]
+    assert f"validation rmse = {summary['primary_score']:.6f} (the plain mean" in out
+    for run in (a, b):
+        assert summary["member_scores"][run.id] == pytest.approx(run.summary()["primary_score"], rel=1e-5)
+    np.testing.assert_allclose(seeds.array("test_preds.npy"),
+                               (a.array("test_preds.npy") + b.array("test_preds.npy")) / 2, rtol=1e-6)
+    assert pd.read_csv(seeds.path("submission.csv"))["id"].tolist() == pd.read_csv(a.path("submission.csv"))["id"].tolist()
+
+    # The blend blends again: (seed ensemble + nn) / 2.
+    cli_run("blend", "movielens", "--runs", f"{seeds.id},{c.id}")
+    both = Run.find(workspace, "movielens", "latest")
+    np.testing.assert_allclose(both.array("valid_preds.npy"),
+                               (seeds.array("valid_preds.npy") + c.array("valid_preds.npy")) / 2, rtol=1e-6)
+
+    # A fitted method would be scored on the rows that fitted it: refused, nothing written.
+    before = len(Run.all(workspace, "movielens"))
+    result = cli_run("blend", "movielens", "--runs", f"{a.id},{c.id}", "--method", "weights", expect=2)
+    assert "--method weights fits the blend, which needs K-fold runs" in result.output
+    assert len(Run.all(workspace, "movielens")) == before
+
+
+def test_single_split_runs_on_other_rows_or_mixed_with_k_fold_runs_are_refused(cli_run, workspace, ml_data):
+    cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "1")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "1", "--set", "data.valid_pct=0.3")
+    cli_run("train", "movielens", "--data-dir", ml_data, "--epochs", "1", "--folds", "2")
+    a, other, kfold = Run.all(workspace, "movielens")
+    result = cli_run("blend", "movielens", "--runs", f"{a.id},{other.id}", expect=2)
+    assert f"run {other.id} was validated on other rows than run {a.id}" in result.output
+    result = cli_run("blend", "movielens", "--runs", f"{kfold.id},{a.id}", expect=2)
+    assert f"run {a.id} has no folds.csv" in result.output and "cannot be blended together" in result.output
+    assert len(Run.all(workspace, "movielens")) == 3

@@ -101,8 +101,9 @@ BLEND_METHODS = ("mean", "weights", "caruana", "stack")
 @click.command("blend")
 @click.argument("name")
 @click.option("--runs", "run_ids",
-              help="Comma-separated K-fold runs (ids) that share folds: blend their out-of-fold predictions and "
-                   "report the blend's honest, nested CV score.")
+              help="Comma-separated runs (ids): K-fold runs that share folds (their out-of-fold predictions "
+                   "blended, with an honest, nested CV score), or single-split runs validated on the same rows "
+                   "(their plain mean).")
 @click.option("--method", type=click.Choice(BLEND_METHODS), default="mean", show_default=True,
               help="With --runs: mean; weights (>= 0, summing to 1, fitted on OOF); caruana (greedy selection "
                    "with replacement); stack (Ridge / LogisticRegression on the OOF predictions).")
@@ -116,7 +117,8 @@ def blend(ctx, name, run_ids, method, k, storage, study_name):
 
     With --runs: K-fold runs that share folds, combined by --method; the blend's CV score is nested
     (each fold predicted by a blender fitted on the other folds' OOF rows only), printed beside the
-    naive in-sample score. Without: the mean of the study's --top-k best trials, scored on the
+    naive in-sample score. Single-split runs validated on the same rows: their mean (--method mean),
+    scored on those rows. Without --runs: the mean of the study's --top-k best trials, scored on the
     validation rows that chose them (optimistic).
     """
     comp = competition_named(name)
@@ -128,6 +130,10 @@ def blend(ctx, name, run_ids, method, k, storage, study_name):
             raise HarnessError("--storage and --study choose a study's trials; --runs names the runs itself")
         from harness.tune import ensemble
 
+        runs = ensemble.named_runs(comp, workspace, run_ids.split(","))
+        if not any(ensemble.is_kfold(r) for r in runs):
+            _blend_holdout_runs(comp, workspace, runs, method)
+            return
         result = ensemble.blend_runs(comp, workspace, run_ids.split(","), method)
         _echo_ensemble(result)
         return
@@ -145,6 +151,26 @@ def blend(ctx, name, run_ids, method, k, storage, study_name):
                f"(best single trial {result.best_trial}: {best:.6f}), both on the validation rows that chose the "
                "trials (optimistic)")
     click.echo("  for an honest score, blend K-fold runs: harness blend NAME --runs ID1,ID2 --method ...")
+    click.echo(f"run folder: {result.run.dir}")
+    if result.run.path("submission.csv").exists():
+        click.echo(f"submission: {result.run.path('submission.csv')}")
+
+
+def _blend_holdout_runs(comp, workspace, runs, method) -> None:
+    """Single-split runs validated on the same rows: their plain mean, scored there (nothing fitted)."""
+    if method != "mean":
+        raise HarnessError(f"--method {method} fits the blend, which needs K-fold runs (`harness train {comp.name} "
+                           "--folds K`): on one validation split it would be scored on the rows it was fitted "
+                           "on; these runs have no folds, so use --method mean")
+    from harness.tune import blend as blending
+
+    result = blending.blend_holdout_runs(comp, workspace, runs)
+    m = result.metric
+    click.echo(f"mean of runs {', '.join(result.member_scores)}")
+    for run, value in result.member_scores.items():
+        click.echo(f"  member {run}: validation {m} = {value:.6f}")
+    click.echo(f"validation {m} = {result.score:.6f} (the plain mean on the runs' shared validation rows; nothing "
+               "fitted on them)")
     click.echo(f"run folder: {result.run.dir}")
     if result.run.path("submission.csv").exists():
         click.echo(f"submission: {result.run.path('submission.csv')}")

@@ -1,17 +1,20 @@
-"""Blend the K best trials: average their predictions into a new run folder.
+"""Average runs validated on the same rows into a new run folder: the K best trials, or named runs.
 
-The blend is scored on the VALIDATION predictions the trials saved (valid_preds.npy), against the
+The mean is scored on the VALIDATION predictions the runs saved (valid_preds.npy), against the
 validation targets; test predictions are only averaged, never scored. Validation and test outputs
 are averaged on the same scale (the model's outputs), and the competition turns the mean test
 outputs into the submission (`Competition.submission_from_outputs`), so the validation score
-describes exactly what is submitted. That score is optimistic: the trials were chosen (the top k)
-on these very rows. `harness.tune.ensemble` blends K-fold runs with an honest, nested CV score.
+describes exactly what is submitted. For the top k trials that score is optimistic: the trials were
+chosen on these very rows. For runs the user names (`harness blend NAME --runs A,B` without folds)
+nothing is fitted or chosen on the validation rows, so the mean's score there is as honest as each
+run's own. `harness.tune.ensemble` blends K-fold runs, with fitted weights and a nested CV score.
 """
 from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optuna
@@ -53,51 +56,112 @@ def _trial_run(trial, workspace: Path, competition: str) -> Run:
     return Run(path)
 
 
+@dataclass
+class MeanResult:
+    run: Run
+    metric: str
+    score: float  # the mean's score on the validation rows
+    member_scores: dict  # run id -> its own score there, recomputed from its predictions
+
+
+@dataclass
+class Mean:
+    """The mean of runs' validation outputs, checked and scored, before anything is written."""
+
+    runs: list
+    metric: Any
+    targets: np.ndarray
+    outputs: np.ndarray
+    score: float
+    member_scores: list
+
+
+def same_targets(mine: np.ndarray, targets: np.ndarray) -> bool:
+    """The same validation targets (the same rows, in order), whatever float type each run saved them in."""
+    mine, targets = mine.astype(np.float64), targets.astype(np.float64)
+    if mine.shape != targets.shape:
+        return False
+    known = ~np.isnan(targets)
+    return bool(np.array_equal(np.isnan(mine), ~known) and np.allclose(mine[known], targets[known]))
+
+
+def mean_of(competition, runs: list[Run], names: list[str]) -> Mean:
+    """``runs``' validation outputs averaged and scored (``names``: how an error calls each run)."""
+    metrics = competition.scored_by(runs[0].config())  # the metric the runs were scored by
+    if not metrics or metrics[0].from_loss:
+        raise HarnessError(f"{competition.name}'s primary metric is not computed from predictions; nothing to blend")
+    metric = metrics[0]
+    targets = runs[0].array("valid_targets.npy")
+    valid = []
+    for name, run in zip(names, runs):
+        if run is not runs[0] and not same_targets(run.array("valid_targets.npy"), targets):
+            raise HarnessError(f"{name} was validated on other rows than {names[0]}; blend only "
+                               "runs with the same validation split (the same data and split settings)")
+        preds = run.array("valid_preds.npy").astype(np.float64)
+        if valid and preds.shape != valid[0].shape:
+            raise HarnessError(f"{names[0]} and {name} have outputs of different shapes ({valid[0].shape[1:]} and "
+                               f"{preds.shape[1:]}); they cannot be blended")
+        valid.append(preds)
+    outputs = np.mean(valid, axis=0)
+    return Mean(runs, metric, targets, outputs, metric(outputs, targets), [metric(v, targets) for v in valid])
+
+
+def write_mean(competition, workspace: Path, mean: Mean, names: list[str], summary: dict) -> Run:
+    """A new run holding the mean (validation and test outputs, the submission) and ``summary``'s record of
+    it; built as ``.partial`` and renamed only when complete."""
+    runs, metric = mean.runs, mean.metric
+    out = Run.create(workspace, competition.name, partial=True)
+    try:
+        shutil.copy(runs[0].path("config.toml"), out.path("config.toml"))  # the first run's, for reference
+        out.save_array("valid_preds.npy", mean.outputs.astype(np.float32))
+        out.save_array("valid_targets.npy", mean.targets)
+        summary = {"competition": competition.name, "run": out.id, "kind": "blend", **summary,
+                   "runs": [r.id for r in runs], "config_hash": config_hash({"blend": [r.id for r in runs]}),
+                   "metrics": {metric.name: mean.score}, "primary_metric": metric.name, "primary_score": mean.score,
+                   "direction": metric.direction, "scored_on": "validation predictions (valid_preds.npy)"}
+        if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
+            mean_test = np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0)
+            out.save_array("test_preds.npy", mean_test)
+            template = pd.read_csv(runs[0].path("submission.csv"))
+            same_rows = [pd.read_csv(r.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]) for r in runs]
+            if not all(same_rows) or len(mean_test) != len(template):
+                raise HarnessError(f"the submissions of {', '.join(names)} differ in their ids or row order; they "
+                                   "cannot be blended")
+            write_csv(out.path("submission.csv"),
+                      competition.submission_from_outputs(mean_test, template, config=runs[0].config()))
+            summary["submission"] = str(out.final_dir / "submission.csv")
+        out.save_summary(summary)
+    except BaseException:
+        shutil.rmtree(out.dir, ignore_errors=True)  # half a blend is no run
+        raise
+    out.finish()
+    return out
+
+
 def blend(competition, study: optuna.Study, workspace: Path, k: int) -> BlendResult:
     if k < 1:
         raise HarnessError(f"--top-k {k}: blend at least one trial")
     trials = top_trials(study, k)
     runs = [_trial_run(t, workspace, competition.name) for t in trials]
-    config = runs[0].config()
-    metrics = competition.scored_by(config)  # the metric the trials were scored by
-    if not metrics or metrics[0].from_loss:
-        raise HarnessError(f"{competition.name}'s primary metric is not computed from predictions; nothing to blend")
-    metric = metrics[0]
-
-    targets = runs[0].array("valid_targets.npy")
-    valid = []
-    for trial, run in zip(trials, runs):
-        if run is not runs[0] and not np.array_equal(run.array("valid_targets.npy"), targets):
-            raise HarnessError(f"trial {trial.number} (run {run.id}) was validated on other rows than trial "
-                               f"{trials[0].number}; blend only trials with the same validation split")
-        valid.append(run.array("valid_preds.npy").astype(np.float64))
-    mean_valid = np.mean(valid, axis=0)
-    trial_scores = {t.number: metric(v, targets) for t, v in zip(trials, valid)}
-    score = metric(mean_valid, targets)
-
-    out = Run.create(workspace, competition.name)
-    shutil.copy(runs[0].path("config.toml"), out.path("config.toml"))  # the best trial's, for reference
-    out.save_array("valid_preds.npy", mean_valid.astype(np.float32))
-    out.save_array("valid_targets.npy", targets)
-    summary = {
-        "competition": competition.name, "run": out.id, "kind": "blend", "study": study.study_name,
-        "config_hash": config_hash({"blend": [r.id for r in runs]}),
-        "trials": [t.number for t in trials], "runs": [r.id for r in runs],
+    names = [f"trial {t.number} (run {r.id})" for t, r in zip(trials, runs)]
+    mean = mean_of(competition, runs, names)
+    trial_scores = {t.number: s for t, s in zip(trials, mean.member_scores)}
+    run = write_mean(competition, workspace, mean, names, {
+        "study": study.study_name, "trials": [t.number for t in trials],
         "trial_scores": {str(n): s for n, s in trial_scores.items()},
-        "metrics": {metric.name: score}, "primary_metric": metric.name, "primary_score": score,
-        "direction": metric.direction, "scored_on": "validation predictions (valid_preds.npy)",
         "primary_score_means": ("optimistic: scored on the validation rows that chose the trials (the top k by "
-                                "their validation score)"),
-    }
-    if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
-        mean_test = np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0)
-        out.save_array("test_preds.npy", mean_test)
-        template = pd.read_csv(runs[0].path("submission.csv"))
-        same_rows = [pd.read_csv(r.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]) for r in runs]
-        if not all(same_rows) or len(mean_test) != len(template):
-            raise HarnessError("the trials' submissions differ in their ids or row order; they cannot be blended")
-        submission = competition.submission_from_outputs(mean_test, template, config=runs[0].config())
-        write_csv(out.path("submission.csv"), submission)
-        summary["submission"] = str(out.path("submission.csv"))
-    out.save_summary(summary)
-    return BlendResult(out, metric.name, score, trial_scores, trials[0].number)
+                                "their validation score)")})
+    return BlendResult(run, mean.metric.name, mean.score, trial_scores, trials[0].number)
+
+
+def blend_holdout_runs(competition, workspace: Path, runs: list[Run]) -> MeanResult:
+    """The plain mean of named single-split runs validated on the same rows (nothing fitted on them)."""
+    names = [f"run {r.id}" for r in runs]
+    mean = mean_of(competition, runs, names)
+    run = write_mean(competition, workspace, mean, names, {
+        "method": "mean", "members": [r.id for r in runs],
+        "member_scores": {r.id: s for r, s in zip(runs, mean.member_scores)},
+        "primary_score_means": ("the plain mean of the runs' outputs, scored on their shared validation rows; "
+                                "nothing is fitted or chosen on those rows, so it is as honest as each run's own "
+                                "score (if the runs were picked by their score there, it is optimistic)")})
+    return MeanResult(run, mean.metric.name, mean.score, {r.id: s for r, s in zip(runs, mean.member_scores)})

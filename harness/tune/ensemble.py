@@ -324,8 +324,9 @@ def _same_folds(runs) -> np.ndarray:
     for run in runs:
         path = run.path("folds.csv")
         if not path.is_file():
-            raise HarnessError(f"run {run.id} has no folds.csv: it is not a K-fold run; train one with "
-                               f"`harness train {run.competition} --folds K`")
+            raise HarnessError(f"run {run.id} has no folds.csv: it is not a K-fold run, and K-fold and single-split "
+                               f"runs cannot be blended together; train it with `harness train {run.competition} "
+                               "--folds K`")
         tables.append(pd.read_csv(path))
     for run, table in zip(runs[1:], tables[1:]):
         if not table.equals(tables[0]):
@@ -350,6 +351,25 @@ def _dtypes(run) -> tuple:
         return np.dtype(np.float32), np.dtype(np.float32)
 
 
+def named_runs(competition, workspace: Path, run_ids: list[str]) -> list:
+    """The finished runs ``--runs`` names (at least two, each once)."""
+    from harness.runs.folder import Run
+
+    ids = list(dict.fromkeys(i.strip() for i in run_ids if i.strip()))
+    if len(ids) < 2:
+        raise HarnessError(f"--runs {','.join(run_ids)}: name at least two different runs to blend")
+    runs = [Run.find(workspace, competition.name, i) for i in ids]
+    for run in runs:
+        if not run.finished:
+            raise HarnessError(f"run {run.id} is not finished; finish it with "
+                               f"`harness train {competition.name} --resume --run {run.id}`")
+    return runs
+
+
+def is_kfold(run) -> bool:
+    return run.path("folds.csv").is_file()
+
+
 def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "mean") -> EnsembleResult:
     """Blend finished K-fold runs of ``competition`` that share folds into a new run folder.
 
@@ -364,14 +384,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
 
     if method not in METHODS:
         raise HarnessError(f"unknown blend method {method!r}; known: {', '.join(METHODS)}")
-    ids = list(dict.fromkeys(i.strip() for i in run_ids if i.strip()))
-    if len(ids) < 2:
-        raise HarnessError(f"--runs {','.join(run_ids)}: name at least two different K-fold runs to blend")
-    runs = [Run.find(workspace, competition.name, i) for i in ids]
-    for run in runs:
-        if not run.finished:
-            raise HarnessError(f"run {run.id} is not finished; finish it with "
-                               f"`harness train {competition.name} --resume --run {run.id}`")
+    runs = named_runs(competition, workspace, run_ids)
     folds = _same_folds(runs)
     config = runs[0].config()
     metrics = competition.scored_by(config)  # the primary metric the runs' CV scores used
