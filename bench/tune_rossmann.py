@@ -8,7 +8,7 @@ LightGBM's parameters are chosen): the default config's score there, the study's
 trial's rerun and the top-K mean. Then the default config, the best trial and the equal-weight mean
 of the top K trials are each retrained on everything before the reported window and scored on it once.
 
-    .venv/bin/python bench/tune_rossmann.py --data-dir ../shared/data/rossmann --trials 6 --top-k 3 --threads 1
+    .venv/bin/python bench/tune_rossmann.py --data-dir ../shared/data/rossmann --trials 30 --top-k 5 --threads 1
 
 Writes its section of bench/results/tune.md (``--out`` for another file).
 """
