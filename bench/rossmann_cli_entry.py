@@ -50,9 +50,13 @@ def main():
             shutil.rmtree(folder, ignore_errors=True)  # symlinks only
         shutil.rmtree(workspace, ignore_errors=True)
 
+    labels = {**{n["run"]: f"NN{seed}" for seed, n in zip(args.seeds, nets)}, gbm["run"]: "GBM", seeds["run"]: "SEEDS"}
+
     def row(what, result, seconds=True):
-        s = result["summary"]
-        return (f"| `{result['argv'].replace(str(folder), 'ROSSMANN')}` | {what} | {s['primary_score']:.4f} | "
+        shown = result["argv"].replace(str(folder), "ROSSMANN")
+        for run, label in labels.items():  # run ids are times: name them by what they hold
+            shown = shown.replace(run, label)
+        return (f"| `{shown}` | {what} | {result['summary']['primary_score']:.4f} | "
                 + (f"{result['wall']:.0f} |" if seconds else "- |"))
 
     score = entry["summary"]["primary_score"]
