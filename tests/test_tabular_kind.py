@@ -254,6 +254,26 @@ def test_a_label_submission_uses_the_threshold_chosen_on_out_of_fold_predictions
     assert acc(threshold) >= acc(0.5)
 
 
+def test_a_mean_of_single_split_runs_takes_its_label_threshold_from_their_validation_rows(tmp_path):
+    from scipy.special import expit
+
+    from harness.config.loading import apply_overrides
+    from harness.kinds.tabular_submission import label_threshold
+    from harness.tune.blend import blend_holdout_runs
+
+    (tmp_path / "data").mkdir()
+    titanic_like(tmp_path / "data")
+    comp = competition_from_toml(write_toml(tmp_path, "titanic", TITANIC))
+    config = apply_overrides(comp.default_config(), {"validation.scheme": "holdout"})
+    runs = [runner.train(comp, apply_overrides(config, {"seed": seed}), tmp_path / "data", tmp_path / "ws",
+                         progress=False, echo=False) for seed in (1, 2)]
+    result = blend_holdout_runs(comp, tmp_path / "ws", runs)
+    valid, targets = result.run.array("valid_preds.npy"), result.run.array("valid_targets.npy")
+    threshold = label_threshold(comp.task, config, (valid, targets))
+    submission = pd.read_csv(result.run.path("submission.csv"))
+    assert (submission["Survived"].to_numpy() == (expit(result.run.array("test_preds.npy")) > threshold)).all()
+
+
 # ---------------------------------------------------------------------- bad input and registration
 def test_a_missing_target_column_names_the_file(tmp_path):
     (tmp_path / "data").mkdir()

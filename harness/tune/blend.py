@@ -127,8 +127,10 @@ def write_mean(competition, workspace: Path, mean: Mean, names: list[str], summa
             if not all(same_rows) or len(mean_test) != len(template):
                 raise HarnessError(f"the submissions of {', '.join(names)} differ in their ids or row order; they "
                                    "cannot be blended")
+            # A label submission's threshold comes from the validation rows, as each member's did.
+            valid = (mean.outputs, mean.targets)
             write_csv(out.path("submission.csv"),
-                      competition.submission_from_outputs(mean_test, template, config=runs[0].config()))
+                      competition.submission_from_outputs(mean_test, template, valid=valid, config=runs[0].config()))
             summary["submission"] = str(out.final_dir / "submission.csv")
         out.save_summary(summary)
     except BaseException:
