@@ -23,6 +23,7 @@ import pandas as pd
 from harness.config.loading import config_hash
 from harness.errors import HarnessError
 from harness.runs.folder import Run
+from harness.tune.ensemble import same_targets
 from harness.workspace import write_csv
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -74,15 +75,6 @@ class Mean:
     outputs: np.ndarray
     score: float
     member_scores: list
-
-
-def same_targets(mine: np.ndarray, targets: np.ndarray) -> bool:
-    """The same validation targets (the same rows, in order), whatever float type each run saved them in."""
-    mine, targets = mine.astype(np.float64), targets.astype(np.float64)
-    if mine.shape != targets.shape:
-        return False
-    known = ~np.isnan(targets)
-    return bool(np.array_equal(np.isnan(mine), ~known) and np.allclose(mine[known], targets[known]))
 
 
 def mean_of(competition, runs: list[Run], names: list[str]) -> Mean:

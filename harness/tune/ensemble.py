@@ -317,6 +317,16 @@ def _torch_score(metric, preds_dtype, targets_dtype):
     return score
 
 
+def same_targets(mine: np.ndarray, targets: np.ndarray) -> bool:
+    """The same targets (the same rows, in order; NaN where no fold validates), whatever float type each run
+    saved them in."""
+    mine, targets = mine.astype(np.float64), targets.astype(np.float64)
+    if mine.shape != targets.shape:
+        return False
+    known = ~np.isnan(targets)
+    return bool(np.array_equal(np.isnan(mine), ~known) and np.allclose(mine[known], targets[known]))
+
+
 def _same_folds(runs) -> np.ndarray:
     import pandas as pd
 
@@ -401,10 +411,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
             if oof.shape != members[0].shape:
                 raise HarnessError(f"runs {runs[0].id} and {run.id} have outputs of different shapes "
                                    f"({members[0].shape[1:]} and {oof.shape[1:]}); they cannot be blended")
-            mine = run.array("oof_targets.npy")
-            same = np.array_equal(np.isnan(mine), np.isnan(targets)) and np.allclose(mine[~np.isnan(mine)],
-                                                                                     targets[~np.isnan(targets)])
-            if not same:
+            if not same_targets(run.array("oof_targets.npy"), targets):
                 raise HarnessError(f"runs {runs[0].id} and {run.id} have different OOF targets; they were trained "
                                    "on different data")
         members.append(oof)
