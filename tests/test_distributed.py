@@ -281,3 +281,16 @@ def test_tune_runs_one_worker_per_device_on_the_same_study(cli_run, workspace, m
 
     trials = optuna.load_study(study_name="movielens", storage=default_storage(workspace)).trials
     assert len({trial.user_attrs["run"] for trial in trials}) == 3  # three runs, none trained twice
+
+
+def test_ddp_broadcasts_buffers_only_for_models_whose_training_changes_them():
+    from harness.models.collab import ItemAutoRec
+    from harness.models.tabular import TabularModel
+
+    users, items = np.array([0, 1, 2, 2]), np.array([0, 1, 0, 1])
+    autorec = ItemAutoRec(n_users=3, n_items=2, ratings=(users, items, np.array([4.0, 3.0, 5.0, 1.0])))
+    assert dict(autorec.named_buffers())  # its ratings are buffers, rebuilt by each process alike
+    assert not distributed.has_training_buffers(autorec)
+    assert not distributed.has_training_buffers(TabularModel([(5, 3)], 2, batchnorm=False))
+    # Batch norm's running statistics change in training and are saved: rank 0's must reach the others.
+    assert distributed.has_training_buffers(TabularModel([(5, 3)], 2, batchnorm=True))

@@ -141,6 +141,15 @@ def lost_peer(exc: BaseException) -> HarnessError:
 
 
 # ---------------------------------------------------------------------- collectives (no-ops alone)
+def has_training_buffers(model: torch.nn.Module) -> bool:
+    """Whether DDP must send rank 0's buffers to the others each step. Only buffers that training changes
+    need it (batch norm's running statistics, saved with the weights); the harness registers constant
+    data (AutoRec's ratings, SVD++'s rated items) as non-persistent buffers, the same in every process
+    because each builds them from the same state, and sending them is pure cost (6 MB a step on ml-100k)."""
+    saved = set(model.state_dict())
+    return any(name in saved for name, _ in model.named_buffers())
+
+
 def broadcast(obj, src: int = 0):
     """``obj`` of rank ``src`` on every process (any picklable object)."""
     if not active():

@@ -254,7 +254,8 @@ class Learner:
 
         if not any(p.requires_grad for p in self.model.parameters()):
             raise HarnessError("every layer group is frozen: nothing to train; unfreeze a layer group first")
-        return DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None)
+        return DistributedDataParallel(self.model, device_ids=[self.device] if self.device.type == "cuda" else None,
+                                       broadcast_buffers=distributed.has_training_buffers(self.model))
 
     def restore_betas(self) -> None:
         """Put the configured betas back into every parameter group (one-cycle moves beta1)."""
