@@ -38,7 +38,7 @@ def workloads(args) -> list[tuple[str, str, Path, list[str], int]]:
     """(label, competition, data folder, --set overrides, global batch)."""
     found = []
     if args.movielens:
-        for kind in ("dot", "nn"):
+        for kind in ("dot", "nn", "autorec"):
             found.append((f"MovieLens ml-100k u1.base, {kind}", "movielens", Path(args.movielens),
                           ["data.split=u1", f"model.kind={kind}"], 1024))
     if args.rossmann:
