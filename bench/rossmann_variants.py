@@ -10,8 +10,8 @@ window is not read. Shown per variant: each seed's RMSPE, their mean, and the se
 the seeds' log-sales outputs).
 
 The rule, fixed before the run: a variant replaces the default only if its mean over the seeds is lower
-than the default's by more than ``MARGIN`` (0.001, about the standard error of a three-seed mean here:
-seeds spread by about 0.002); otherwise the default stays.
+than the default's by more than ``MARGIN`` (0.001, the size of seed noise: the default's three seeds spread
+by 0.0018 in bench/rossmann_quality.py); otherwise the default stays.
 
     .venv/bin/python bench/rossmann_variants.py --data-dir ../shared/data/rossmann
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.bench_report import command_line, environment, write_section  # noqa: E402
-from bench.rossmann_blend import common_arguments, fit  # noqa: E402
+from bench.rossmann_blend import common_arguments, fit_seeds  # noqa: E402
 from bench.rossmann_quality import TuningWindow, data_folder, describe, window_masks  # noqa: E402
 from harness.config.loading import apply_overrides  # noqa: E402
 from harness.progress import echo  # noqa: E402
@@ -67,11 +66,9 @@ def main():
     rows = []
     for name, changes in VARIANTS.items():
         cfg = apply_overrides(config, changes)
-        started = time.perf_counter()
-        outputs = [fit(TuningWindow(), raw, cfg, seed, window)[0] for seed in args.seeds]
-        scores = [exp_rmspe_fn(out, targets) for out in outputs]
+        outputs, scores, fit_seconds = fit_seeds(name, TuningWindow(), raw, cfg, args.seeds, window, targets)
         ensemble = exp_rmspe_fn(np.mean(outputs, axis=0), targets)
-        seconds = (time.perf_counter() - started) / len(args.seeds)
+        seconds = statistics.mean(fit_seconds)
         echo(f"{name}: mean {statistics.mean(scores):.4f}, seed ensemble {ensemble:.4f} ({seconds:.0f} s a seed)")
         rows.append((name, changes, scores, ensemble, seconds))
     default_mean = statistics.mean(rows[0][2])

@@ -140,7 +140,6 @@ def lost_peer(exc: BaseException) -> HarnessError:
                     "stopped: rerun the command with --resume to continue from the last checkpoint")
 
 
-# ---------------------------------------------------------------------- collectives (no-ops alone)
 def has_training_buffers(model: torch.nn.Module) -> bool:
     """Whether DDP must send rank 0's buffers to the others each step. Only buffers that training changes
     need it (batch norm's running statistics, saved with the weights); the harness registers constant
@@ -150,6 +149,7 @@ def has_training_buffers(model: torch.nn.Module) -> bool:
     return any(name in saved for name, _ in model.named_buffers())
 
 
+# ---------------------------------------------------------------------- collectives (no-ops alone)
 def broadcast(obj, src: int = 0):
     """``obj`` of rank ``src`` on every process (any picklable object)."""
     if not active():
