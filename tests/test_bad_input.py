@@ -49,7 +49,9 @@ BAD_VALUES = [
     ("movielens", "model.l2", "-0.1", "must be ≥ 0"),
     ("movielens", "model.y_range", "[5.5, 0.0]", "must be increasing"),
     ("movielens", "model.y_range", "[]", "must be a list of 2 value(s)"),
-    ("movielens", "seed", "-1", "must be ≥ 0"),
+    ("movielens", "seed", "-1", "must be in [0, 4294967295]"),
+    ("movielens", "seed", "4294967296", "must be in [0, 4294967295]"),  # numpy's generator takes no more
+    ("movielens", "validation.split_seed", "4294967296", "must be in [0, 4294967295]"),
     ("rossmann", "model.dropouts", "[0.001, 1.5]", "model.dropouts[1] = 1.5 must be in [0, 1)"),
     ("rossmann", "model.emb_drop", "1.0", "must be in [0, 1)"),
     ("rossmann", "model.layers", "[1000, 0]", "model.layers[1] = 0 must be ≥ 1"),
@@ -109,6 +111,33 @@ def _set(config: dict, key: str, value) -> None:
     node[leaf] = value
 
 
+@pytest.mark.parametrize("content, says", [
+    ("", "lacks name, metric, seed and"),  # an empty file (was a KeyError traceback)
+    ('name = "movielens"\n[train]\nepochs = 1\n', "lacks metric, seed, data and"),
+    ('name = "rossmann"\n[train]\nepochs = 1\n', "is for competition 'rossmann', not 'movielens'"),
+])
+def test_config_file_without_the_competitions_keys_is_one_line_naming_the_file(cli_run, workspace, tmp_path, content,
+                                                                                says):
+    path = tmp_path / "partial.toml"
+    path.write_text(content)
+    for command in ("train", "model", "lr-find"):
+        result = cli_run(command, "movielens", "--config", path, "--epochs", "1", expect=2) if command == "train" \
+            else cli_run(command, "movielens", "--config", path, expect=2)
+        lines = result.output.strip().splitlines()
+        assert len(lines) == 1 and f"config file {path}" in lines[0] and says in lines[0], result.output
+        assert str(ROOT / "competitions" / "movielens.toml") in lines[0] or "is for competition" in lines[0]
+    assert not (workspace / "runs").exists()
+
+
+def test_config_file_without_some_keys_of_a_section_names_them(cli_run, tmp_path):
+    config = tomllib.loads((ROOT / "competitions" / "rossmann.toml").read_text())
+    del config["data"]["events"], config["model"]["layers"]
+    path = tmp_path / "old.toml"
+    path.write_text(tomli_w.dumps(config))
+    out = cli_run("train", "rossmann", "--config", path, expect=2).output
+    assert "lacks " in out and "data.events" in out and "model.layers" in out and "Traceback" not in out
+
+
 @pytest.mark.parametrize("config_name, key, text, rule", BAD_VALUES, ids=[f"{c}-{k}={t}" for c, k, t, _ in BAD_VALUES])
 def test_config_file_value_out_of_range_is_one_line_naming_key_value_and_file(cli_run, workspace, tmp_path,
                                                                                config_name, key, text, rule):
@@ -127,7 +156,7 @@ def test_set_value_out_of_range_is_one_line_naming_key_value_and_set(cli_run, wo
     if config_name == "dog-breeds-sample":
         pytest.skip("the same keys as dog-breeds")
     if key == "train.epochs" and text == "2.5":
-        pytest.skip("--set checks the default's type first: 'expected a int'")
+        pytest.skip("--set checks the default's type first: 'expected a whole number'")
     result = cli_run("train", _competition(config_name), "--set", f"{key}={text}", expect=None)
     _one_error_line(result, key)
     assert rule in result.output and "(--set)" in result.output

@@ -18,9 +18,9 @@ def test_overrides_parse_and_coerce():
 @pytest.mark.parametrize("item, message", [
     ("train.lrr=1", "unknown key"),
     ("model.x=1", "no section 'model'"),
-    ("train.epochs=2.5", "expected a int"),
-    ("train.lr=fast", "expected a float"),
-    ("train.flag=1", "expected a bool"),
+    ("train.epochs=2.5", "expected a whole number like 3, got a number"),
+    ("train.lr=fast", "expected a number like 0.01, got a string"),
+    ("train.flag=1", "expected true or false like true, got a whole number"),
     ("train=1", "is a section"),
     ("train.lr", "expected key=value"),
 ])

@@ -373,7 +373,7 @@ def test_unknown_test_ids_can_be_an_error_before_training(cli_run, workspace, sa
 
 @pytest.mark.parametrize("args, message", [
     (["--set", "model.n_factor=3"], "unknown key"),
-    (["--set", "model.n_factors=big"], "expected a int"),
+    (["--set", "model.n_factors=big"], "expected a whole number like 50, got a string"),
     (["--set", "model.kind=svd"], "config: model.kind = 'svd' must be one of dot, svdpp, nn, autorec (--set)"),
 ])
 def test_bad_settings(cli_run, workspace, sample_dir, args, message):

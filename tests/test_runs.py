@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from harness.runs.folder import Run
+from harness_competitions import config_path
 from harness_plugins.movielens import MovieLens
 
 
@@ -97,6 +98,8 @@ def test_resume_without_a_checkpoint_says_the_file_is_missing(cli_run, workspace
     ("preprocessing.json", b'{"users": [1, 2'),
     ("model.pt", b"not a torch file"),
     ("config.toml", b"seed = = 3"),
+    ("config.toml", b""),  # empty: no key to read (was a KeyError traceback)
+    ("config.toml", config_path("rossmann").read_bytes()),  # another competition's config
 ])
 def test_damaged_run_file_is_named(cli_run, workspace, data, file, content):
     cli_run("train", "movielens", "--epochs", "1")
@@ -115,6 +118,25 @@ def test_damaged_checkpoint_is_named_on_resume(cli_run, workspace, data, monkeyp
     run.checkpoint.write_bytes(run.checkpoint.read_bytes()[:100])  # cut short
     out = cli_run("train", "movielens", "--resume", expect=2).output
     assert "is damaged" in out and "last.pt" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("run_id", ["/etc", "../../data", ".", "", "empty"])
+def test_resume_and_predict_refuse_a_run_id_that_is_a_path_or_a_folder_without_a_config(cli_run, workspace, data,
+                                                                                       run_id):
+    (Run.folder(workspace, "movielens") / "empty").mkdir(parents=True)
+    for command in (["train", "movielens", "--resume", "--run", run_id], ["predict", "movielens", "--run", run_id]):
+        out = cli_run(*command, expect=2).output
+        assert len(out.strip().splitlines()) == 1 and "Traceback" not in out
+        assert ("not a path" in out) if run_id != "empty" else ("holds no config.toml" in out)
+    assert [run.id for run in runs_of(workspace)] == ["empty"]  # nothing trained
+
+
+def test_run_without_resume_is_refused_instead_of_training_a_new_run(cli_run, workspace, data):
+    cli_run("train", "movielens", "--epochs", "1")
+    (run,) = runs_of(workspace)
+    out = cli_run("train", "movielens", "--run", run.id, "--epochs", "1", expect=2).output
+    assert f"--run {run.id} names a run to continue: add --resume" in out
+    assert len(runs_of(workspace)) == 1
 
 
 def test_runs_of_an_unknown_competition_is_an_error(cli_run):

@@ -28,10 +28,14 @@ def competition_named(name):
 def config_for(competition, config_file, overrides, **shortcuts) -> dict:
     """The competition's config: --config FILE (else its defaults), then --set overrides, then shortcut
     options such as epochs=3 (as train.epochs=3; None means not given), checked against its schema."""
-    from harness.config.loading import apply_overrides
+    from harness.config.loading import apply_overrides, check_user_config
 
     schema = competition.config_schema
-    config = competition.read_config(config_file) if config_file else competition.default_config()
+    if config_file:
+        config = check_user_config(competition.read_config(config_file), competition.default_config(),
+                                   competition.name, config_file, competition.config_path)
+    else:
+        config = competition.default_config()
     config = apply_overrides(config, list(overrides), schema=schema)
     for option, value in shortcuts.items():
         if value is not None:  # an error names the option the user typed, e.g. (--lr)

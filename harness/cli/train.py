@@ -111,6 +111,9 @@ def job_for(comp, workspace, config_file, overrides, epochs, lr, schedule, pretr
         config = run.config()
         click.echo(f"resuming {name} run {run.id}")
     else:
+        if run_id not in (None, "latest"):
+            raise HarnessError(f"--run {run_id} names a run to continue: add --resume, or leave --run out to "
+                               "train a new run")
         overrides = pretrained_overrides(comp, overrides, pretrained, no_pretrained)
         config = config_for(comp, config_file, overrides, epochs=epochs, lr=lr, schedule=schedule)
         if folds is not None and folds < 2:

@@ -50,6 +50,40 @@ def load_config(path: str | Path, schema: dict | None = None, check: bool = True
     return check_config(config, path, schema) if check else config
 
 
+# Sections whose keys are the user's choice (the search space: any subset of the keys), so a config
+# needs the section but not the default's keys in it.
+FREE_SECTIONS = ("search",)
+
+
+def missing_keys(config: dict, reference: dict) -> list[str]:
+    """The sections of ``reference`` and the keys directly in them that ``config`` lacks."""
+    missing = []
+    for section, value in reference.items():
+        if section not in config:
+            missing.append(section)
+        elif isinstance(value, dict) and section not in FREE_SECTIONS:
+            if not isinstance(config[section], dict):
+                missing.append(section)
+                continue
+            missing += [f"{section}.{key}" for key in value if key not in config[section]]
+    return missing
+
+
+def check_user_config(config: dict, reference: dict, competition: str, source, reference_path) -> dict:
+    """A --config file must be for this competition and hold every key of its defaults (``reference``, read
+    from ``reference_path``): the code reads them all, so a missing one would fail later, far from the file."""
+    name = config.get("name")
+    if name is not None and name != competition:
+        raise HarnessError(f"config file {source} is for competition {name!r}, not {competition!r}; pass it with "
+                           f"a {name} command, or copy {reference_path} and edit that")
+    missing = missing_keys(config, reference)
+    if missing:
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        raise HarnessError(f"config file {source} lacks {', '.join(missing[:3])}{more}; a --config file holds every "
+                           f"key of {competition}'s config: copy {reference_path} and edit it, or change single keys with --set")
+    return config
+
+
 def merged(defaults: dict, config: dict) -> dict:
     """``config`` on top of ``defaults``: tables merge key by key, any other value replaces the default."""
     out = copy.deepcopy(defaults)
@@ -78,6 +112,10 @@ def _parse_literal(text: str):
         return text
 
 
+TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", str: "a string", list: "a list",
+              dict: "a table"}
+
+
 def _coerce(key: str, value, default):
     if isinstance(default, bool):
         if isinstance(value, bool):
@@ -100,7 +138,9 @@ def _coerce(key: str, value, default):
     else:
         return value
     raise HarnessError(
-        f"--set {key}={value!r}: expected a {type(default).__name__} like {default!r}, got {type(value).__name__}"
+        f"--set {key}={value!r}: expected {TYPE_NAMES.get(type(default), type(default).__name__)} like "
+        f"{str(default).lower() if isinstance(default, bool) else repr(default)}, "
+        f"got {TYPE_NAMES.get(type(value), type(value).__name__)}"
     )
 
 

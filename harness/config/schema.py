@@ -44,13 +44,20 @@ class Num(Rule):
 
     def text(self) -> str:
         kind = "a whole number" if self.whole else "a number"
+        lo, hi = self.number(self.lo), self.number(self.hi)
         if self.lo is not None and self.hi is not None:
-            return f"in {'(' if self.lo_open else '['}{self.lo:g}, {self.hi:g}{')' if self.hi_open else ']'}"
+            return f"in {'(' if self.lo_open else '['}{lo}, {hi}{')' if self.hi_open else ']'}"
         if self.lo is not None:
-            return f"{'>' if self.lo_open else '≥'} {self.lo:g}"
+            return f"{'>' if self.lo_open else '≥'} {lo}"
         if self.hi is not None:
-            return f"{'<' if self.hi_open else '≤'} {self.hi:g}"
+            return f"{'<' if self.hi_open else '≤'} {hi}"
         return kind
+
+    def number(self, bound) -> str:
+        """A bound as written: whole bounds in full (4294967295, not 4.29497e+09)."""
+        if bound is None:
+            return ""
+        return str(int(bound)) if self.whole and float(bound).is_integer() else f"{bound:g}"
 
     def problem(self, key, value):
         if _number_kind(value) or (self.whole and not isinstance(value, int)):
@@ -147,6 +154,7 @@ POSITIVE = Num(0, lo_open=True)
 NON_NEGATIVE = Num(0)
 COUNT = Num(1, whole=True)  # at least one
 OPTIONAL_COUNT = Num(0, whole=True)  # 0 turns the feature off
+SEED = Num(0, 2**32 - 1, whole=True)  # what numpy's and torch's generators take
 # As harness.train.schedules.SCHEDULES (not imported: it imports torch); a test keeps them equal.
 SCHEDULE = Choice("constant", "one-cycle", "sgdr")
 # The [validation] schemes of harness.data.folds, which reads this tuple.
@@ -154,7 +162,7 @@ VALIDATION_SCHEMES = ("holdout", "kfold", "stratified", "group", "time")
 
 SCHEMA: dict[str, Rule] = {
     "name": Text(),
-    "seed": OPTIONAL_COUNT,
+    "seed": SEED,
     "metric": Text(),  # a registry metric (harness.scoring.metrics.METRICS), checked against the task
     # Every fit: [train], and sections such as IMDB's [lm] that configure another fit.
     "*.epochs": COUNT,
@@ -214,7 +222,7 @@ SCHEMA: dict[str, Rule] = {
     "validation.target": Text(),  # the column of class labels the stratified scheme keeps in every fold
     "validation.gap": NON_NEGATIVE,  # in the time column's units (days for dates)
     "validation.valid_size": POSITIVE,  # the same units
-    "validation.split_seed": OPTIONAL_COUNT,
+    "validation.split_seed": SEED,
 }
 
 SEARCH_TYPES = ("float", "int", "categorical")

@@ -135,10 +135,16 @@ class Run:
                         if runs else "")
                 raise HarnessError(f"no finished runs of {competition} in {base}{hint}; "
                                    f"train one with `harness train {competition}`")
-            return candidates[-1]
+            return candidates[-1].of(competition)
+        if run_id in ("", ".", "..") or Path(run_id).name != run_id:
+            raise HarnessError(f"--run {run_id!r}: give a run's id as `harness runs {competition}` lists it, "
+                               "not a path")
         for path in (base / run_id, base / f"{run_id}{PARTIAL}"):
             if path.is_dir():
-                return cls(path)
+                if not (path / "config.toml").is_file():
+                    raise HarnessError(f"{path} holds no config.toml, so it is not a run of {competition}; "
+                                       f"`harness runs {competition}` lists the runs")
+                return cls(path).of(competition)
         raise HarnessError(f"no run {run_id!r} of {competition} in {base}; `harness runs {competition}` lists them")
 
     @classmethod
@@ -165,9 +171,19 @@ class Run:
         if not path.is_file():
             raise HarnessError(f"{path} is missing; run {self.id} is not a complete run folder")
         try:
-            return load_config(path, check=False)  # checked, with the competition's own rules, when the run began
+            config = load_config(path, check=False)  # checked, with the competition's own rules, when the run began
         except HarnessError as exc:
             raise self.damaged("config.toml", "is not a valid config") from exc
+        if not config:
+            raise self.damaged("config.toml", "is empty")
+        return config
+
+    def of(self, competition: str) -> "Run":
+        """This run, if its config is one of ``competition`` (a config without a name is taken as one)."""
+        name = self.config().get("name", competition)
+        if name != competition:
+            raise self.damaged("config.toml", f"is a config of competition {name!r}, not {competition!r}")
+        return self
 
     def save_state(self, state: dict) -> None:
         write_json(self.path("preprocessing.json"), state)
