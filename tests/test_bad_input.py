@@ -178,6 +178,7 @@ def test_shortcut_options_out_of_range(cli_run, workspace, option, value, key):
     ('{ type = "float", low = -0.1, high = 0.01 }', "search.'train.lr'.low = -0.1 searches train.lr, which must be > 0"),
     ('{ type = "grid", low = 0.1, high = 0.01 }', "search.'train.lr'.type = 'grid' must be one of float, int"),
     ('{ type = "float", low = 0.001 }', "must set high"),
+    ('{ type = "float", low = 0.001, high = 0.1, log = "yes" }', "search.'train.lr'.log = 'yes' must be true or false"),
 ])
 def test_config_file_search_space_outside_the_key_range(cli_run, workspace, tmp_path, entry, message):
     config = tomllib.loads((ROOT / "competitions" / "movielens.toml").read_text())
@@ -188,6 +189,12 @@ def test_config_file_search_space_outside_the_key_range(cli_run, workspace, tmp_
     _one_error_line(result, "search.'train.lr'")
     assert message in result.output
     assert not (workspace / "runs").exists()
+
+
+def test_config_file_with_a_byte_order_mark_reads_as_without(cli_run, tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + (ROOT / "competitions" / "movielens.toml").read_bytes())
+    assert load_config(path) == load_config(ROOT / "competitions" / "movielens.toml")
 
 
 def test_search_bound_outside_a_dropout_range_names_the_searched_key():

@@ -23,6 +23,7 @@ def test_overrides_parse_and_coerce():
     ("train.flag=1", "expected true or false like true, got a whole number"),
     ("train=1", "is a section"),
     ("train.lr", "expected key=value"),
+    ("=3", "no key before '='"),
 ])
 def test_bad_overrides_name_the_key(item, message):
     with pytest.raises(HarnessError, match=message):

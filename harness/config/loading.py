@@ -42,7 +42,7 @@ def load_config(path: str | Path, schema: dict | None = None, check: bool = True
     if not path.is_file():
         raise HarnessError(f"config file {path} is not a file; give a .toml file")
     try:
-        config = tomllib.loads(path.read_text())
+        config = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # a byte-order mark (Windows editors) is no error
     except tomllib.TOMLDecodeError as exc:
         raise HarnessError(f"config file {path} is not valid TOML: {exc}") from None
     except UnicodeDecodeError:
@@ -182,6 +182,8 @@ def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict,
             if "=" not in item:
                 raise HarnessError(f"--set {item!r}: expected key=value, e.g. --set train.lr=0.01")
             key, text = item.split("=", 1)
+            if not key.strip():
+                raise HarnessError(f"--set {item!r}: no key before '='; expected key=value, e.g. --set train.lr=0.01")
             parsed.append((key.strip(), _parse_literal(text.strip())))
         items = parsed
     rules = rules_for(config, schema)

@@ -80,7 +80,7 @@ class Choice(Rule):
 
     def problem(self, key, value):
         if value not in self.values or isinstance(value, bool) != isinstance(self.values[0], bool):
-            return key, value, f"must be one of {', '.join(map(str, self.values))}"
+            return key, value, f"must be one of {', '.join(v if v else repr(v) for v in map(str, self.values))}"
         return None
 
 
@@ -303,6 +303,9 @@ def search_problems(search: dict, rules: dict[str, Rule]):
                 continue
             if low >= high:
                 yield f"{where}.low", low, f"must be below high ({high!r})"
+                continue
+            if not isinstance(spec.get("log", False), bool):
+                yield f"{where}.log", spec["log"], "must be true or false"
                 continue
             if spec.get("log") and low <= 0:
                 yield f"{where}.low", low, "must be > 0 with log = true"
