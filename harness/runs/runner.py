@@ -8,6 +8,7 @@ prediction, shows the bar and prints the table. The others train in a scratch ru
 from __future__ import annotations
 
 import math
+import pickle
 import platform
 import shutil
 import tempfile
@@ -115,7 +116,7 @@ def finish_run(competition, config, raw, prepared, learn: Learner, run: Run, dat
         try:
             learn.resume_from(run.checkpoint)
         except Exception as exc:  # torch raises several kinds for a cut or foreign file
-            raise run.damaged("checkpoints/last.pt", f"cannot be read ({str(exc).splitlines()[0][:200]})") from None
+            raise run.damaged("checkpoints/last.pt", f"cannot be read ({load_problem(exc)})") from None
     competition.train(TrainContext(learn=learn, config=config, prepared=prepared, run=run, workspace=Path(workspace)))
     if learn.valid_dl is not None and math.isnan(learn.valid_loss):
         # A run resumed after its last epoch's checkpoint trains no more; score the restored model.
@@ -173,7 +174,7 @@ def load_learner(competition: Competition, run: Run, device=None) -> Learner:
     try:
         learn.load_model(weights)
     except Exception as exc:  # a cut file, another model's weights, not a torch file at all
-        raise run.damaged("model.pt", f"cannot be loaded ({str(exc).splitlines()[0][:200]})") from None
+        raise run.damaged("model.pt", f"cannot be loaded ({load_problem(exc)})") from None
     return learn
 
 
@@ -187,3 +188,13 @@ def predict(competition: Competition, run: Run, data_dir: Path, device=None) -> 
         raise HarnessError(f"{data_dir} has no test file for {competition.name} to predict")
     save_predictions(run, competition, predictions, raw)
     return run.path("submission.csv")
+
+
+def load_problem(exc: Exception) -> str:
+    """Why torch could not load a file, in a few words. Its unpickling errors advise weights_only=False,
+    which would run whatever code the file holds: never worth repeating for a cut or foreign file."""
+    text = str(exc)
+    unreadable = ("weights_only", "PytorchStreamReader", "zip archive", "pickle")
+    if isinstance(exc, (EOFError, pickle.UnpicklingError)) or any(w in text for w in unreadable) or not text.strip():
+        return "cut short, or not a file that torch saved"
+    return text.strip().splitlines()[0][:200]
