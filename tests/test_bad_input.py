@@ -277,3 +277,15 @@ def test_data_errors_show_python_values_not_numpy_reprs(tmp_path):
     assert "column a has 2 value(s) other than 0 or 2, first 1 at data row 1" in messages[2]
     assert "column c has 2 non-numeric or empty value(s), first nan at data row 1" in messages[3]
     assert not any("np." in m for m in messages), messages
+
+
+def test_a_long_bad_value_is_shown_cut_short(tmp_path):
+    from harness.data.files import read_table
+
+    path = tmp_path / "items.csv"
+    path.write_text("id,name\n" + "x" * 900 + ",a\n")
+    with pytest.raises(HarnessError) as caught:
+        read_table(path, required=("id", "name"), integer=("id",))
+    message = str(caught.value)
+    assert f"{path}: column id has 1 non-numeric" in message and "'" + "x" * 57 + "...'" in message
+    assert len(message) < len(str(path)) + 150

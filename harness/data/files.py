@@ -13,11 +13,13 @@ from harness.errors import HarnessError
 
 
 def plain(value):
-    """A cell as a message shows it: Python scalars (no ``np.int64(1)``), dates as YYYY-MM-DD."""
+    """A cell as a message shows it: Python scalars (no ``np.int64(1)``), dates as YYYY-MM-DD, long text cut."""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%d") if value == value.normalize() else value.isoformat()
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, str) and len(value) > 60:  # a binary file read as text: show its start, not a screenful
+        return value[:57] + "..."
     return value
 
 
