@@ -17,7 +17,7 @@ def a_file(tmp_path):
     (lambda f, d: ["train", "movielens", "--config", d], "is not a file"),
     (lambda f, d: ["train", "movielens", "--config", d / "missing.toml"], "does not exist"),
     (lambda f, d: ["data", "movielens", "--from", d / "missing"], "no such folder"),
-    (lambda f, d: ["data", "movielens", "--from", f], "no such folder"),
+    (lambda f, d: ["data", "movielens", "--from", f], "is a file, not a folder"),
     (lambda f, d: ["tune", "movielens", "--export", d], "is a folder"),
 ])
 def test_wrong_path_is_one_error_line(tmp_path, a_file, args, named):

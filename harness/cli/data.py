@@ -35,7 +35,8 @@ def data(ctx, name, source, sample, download, force):
 
     if source:
         if not Path(source).is_dir():
-            raise HarnessError(f"--from {source}: no such folder; give the folder that holds the competition's files")
+            what = "is a file, not a folder" if Path(source).exists() else "no such folder"
+            raise HarnessError(f"--from {source}: {what}; give the folder that holds the competition's files")
         comp.check_raw(Path(source))  # before copying, so that errors name the user's folder
     with atomic_dir(dest) as tmp:
         if sample:
