@@ -288,6 +288,28 @@ def test_unopenable_storages_are_one_clear_error(tmp_path):
     assert not (ws / "runs").exists()
 
 
+@pytest.mark.parametrize("content", [bytes(range(256)) * 8, b"hello world\n", b'{"op_code": 99}\n', b"[1, 2]\n"],
+                         ids=["binary", "text", "unknown-op", "json-not-an-op"])
+def test_a_file_that_is_no_journal_is_one_clear_error_and_left_alone(tmp_path, content):
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    journal = tmp_path / "j.log"
+    journal.write_bytes(content)
+    for args in (["--trials", 1], ["--show"]):
+        line = tune_error(ws, *args, "--storage", f"journal:{journal}")
+        assert f"{journal} is not an Optuna journal file; give another path or remove it" in line, line
+    assert journal.read_bytes() == content  # Optuna appended nothing
+    assert not (ws / "runs").exists()
+
+
+def test_a_journal_below_a_file_names_the_file(tmp_path):
+    ws = tmp_path / "ws"
+    small_sample(ws)
+    (tmp_path / "ro").write_text("a file")
+    line = tune_error(ws, "--show", "--storage", f"journal:{tmp_path}/ro/j.log")
+    assert f"{tmp_path}/ro is a file, not a folder" in line, line
+
+
 def test_a_postgres_server_that_refuses_is_one_clear_error_at_once(tmp_path):
     pytest.importorskip("psycopg2", reason="psycopg2 is not installed (pip install 'harness[postgres]')")
     ws = tmp_path / "ws"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import platform
 import time
@@ -95,6 +96,34 @@ def check_sqlite_path(url: str) -> None:
                            "another path (sqlite:///FILE takes a relative path, sqlite:////FILE an absolute one)")
 
 
+def check_journal_folder(url: str, path: Path) -> None:
+    """The journal's folder is created if missing, which cannot be done below a file."""
+    for folder in path.parents:
+        if folder.exists():
+            if not folder.is_dir():
+                raise HarnessError(f"--storage {url}: {folder} is a file, not a folder; give a journal path "
+                                   "in a folder")
+            return
+
+
+def is_journal_file(path: Path) -> bool:
+    """Missing, empty, or JSON objects with an op_code one a line, as Optuna writes them (a last line
+    without its newline may be another worker's write in progress, which Optuna skips too)."""
+    if not path.exists():
+        return True
+    with open(path, "rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                log = json.loads(line)
+            except ValueError:  # not JSON, or not text at all
+                return False
+            if not (isinstance(log, dict) and "op_code" in log):
+                return False
+    return True
+
+
 def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEARTBEAT):
     """An Optuna storage for ``url`` (None: the workspace's SQLite file)."""
     url = url or default_storage(workspace)
@@ -106,11 +135,18 @@ def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEAR
         if path.is_dir():
             raise HarnessError(f"--storage {url}: {path} is a directory; give the path of a journal file in it, "
                                f"e.g. journal:{path / 'optuna.log'}")
+        check_journal_folder(url, path)
+        not_journal = HarnessError(f"--storage {url}: {path} is not an Optuna journal file; give another path "
+                                   "or remove it")
         try:
+            if not is_journal_file(path):  # before Optuna appends to it
+                raise not_journal
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(JournalFileBackend(str(path)))  # replays the whole journal
         except OSError as exc:
             raise HarnessError(f"cannot open study journal {path}: {exc.strerror or exc}") from None
+        except (ValueError, KeyError, TypeError, AssertionError):  # JSON lines, but not operations Optuna knows
+            raise not_journal from None
     if "://" not in url:
         raise HarnessError(f"--storage {url!r}: give a database URL (sqlite:///FILE, postgresql://USER@HOST/DB) "
                            "or journal:PATH for a journal file")
