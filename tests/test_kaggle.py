@@ -192,6 +192,51 @@ def test_half_set_environment_credentials_are_named(kaggle, cli_run, monkeypatch
     assert "KAGGLE_USERNAME is set but KAGGLE_KEY is not" in result.output
 
 
+def submit_error(kaggle, cli_run, workspace) -> str:
+    """`harness submit` of a ready run: exit 2, one error line, nothing sent."""
+    put_data(workspace)
+    run = make_run(workspace)
+    result = cli_run("submit", "toy-kaggle", "--run", run.id, expect=2)
+    lines = [line for line in result.output.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert kaggle.calls == [] and kaggle.uploads == []
+    return lines[0]
+
+
+@pytest.mark.parametrize("token", ["folder", "binary"])
+def test_a_token_variable_naming_a_folder_or_binary_file_is_named(kaggle, cli_run, workspace, monkeypatch, tmp_path,
+                                                                   token):
+    path = tmp_path / "token"
+    path.mkdir() if token == "folder" else path.write_bytes(bytes(range(128, 256)))
+    monkeypatch.setenv("KAGGLE_API_TOKEN", str(path))
+    line = submit_error(kaggle, cli_run, workspace)
+    said = "is a directory, not a file" if token == "folder" else "is not a text file"
+    assert f"KAGGLE_API_TOKEN={path} {said}; set KAGGLE_API_TOKEN to a token" in line, line
+
+
+@pytest.mark.parametrize("kaggle_json", ["folder", "binary"])
+def test_a_kaggle_json_that_is_a_folder_or_binary_is_named(kaggle, cli_run, workspace, kaggle_json):
+    kaggle.kaggle_json.unlink()
+    if kaggle_json == "folder":
+        kaggle.kaggle_json.mkdir()
+    else:
+        kaggle.kaggle_json.write_bytes(bytes(range(128, 256)))
+    line = submit_error(kaggle, cli_run, workspace)
+    assert str(kaggle.kaggle_json) in line, line
+    said = "is a directory, not a file" if kaggle_json == "folder" else "is not a text file"
+    assert f"{said}; remove it and save the kaggle.json from https://www.kaggle.com/settings/api" in line
+
+
+def test_the_setup_advice_names_the_kaggle_json_that_was_looked_for(kaggle, cli_run, workspace, monkeypatch, tmp_path):
+    monkeypatch.delenv("KAGGLE_CONFIG_DIR")  # and no ~/.kaggle: the client looks in the XDG folder
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    line = submit_error(kaggle, cli_run, workspace)
+    wanted = tmp_path / "xdg" / "kaggle" / "kaggle.json"
+    assert f"looked at KAGGLE_API_TOKEN, KAGGLE_USERNAME/KAGGLE_KEY and {wanted})" in line, line
+    assert f"save the downloaded kaggle.json as {wanted} (chmod 600)" in line, line
+    assert "~/.kaggle" not in line
+
+
 def test_rejected_key_is_a_401_message_without_the_key(kaggle, cli_run, workspace, capfd, caplog):
     caplog.set_level(logging.DEBUG)
     wrong = "wr0ng-key-that-must-stay-secret"

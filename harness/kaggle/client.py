@@ -21,7 +21,7 @@ from typing import Callable
 
 
 from harness.errors import HarnessError
-from harness.kaggle.credentials import SETUP_HELP, Credentials, config_dir, find_credentials
+from harness.kaggle.credentials import Credentials, config_dir, find_credentials, setup_help
 from harness.progress import echo, stderr_is_terminal
 
 # How Kaggle words a refused submission when the team has used up its daily allowance.
@@ -91,7 +91,7 @@ class KaggleClient:
                     self.call("signing in", api.authenticate)
                 except SystemExit:
                     raise HarnessError(f"Kaggle did not accept the credentials from {self.credentials.source} "
-                                       f"(expired or revoked?); {SETUP_HELP}") from None
+                                       f"(expired or revoked?); {setup_help()}") from None
             self._api = api
         return self._api
 
@@ -129,7 +129,7 @@ class KaggleClient:
         who = f"the account in {self.credentials.source}"
         if status == 401:
             return HarnessError(f"Kaggle rejected the credentials from {self.credentials.source} (401 Unauthorized) "
-                                f"during {what}; they may be mistyped, old or revoked: {SETUP_HELP}")
+                                f"during {what}; they may be mistyped, old or revoked: {setup_help()}")
         if status == 403 and slug:
             return HarnessError(f"Kaggle refused {what} (403 Forbidden: {message}); accept the rules of {slug} at "
                                 f"{rules_url(slug)} signed in as {who}, then rerun")

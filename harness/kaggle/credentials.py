@@ -19,9 +19,6 @@ import click
 from harness.errors import HarnessError
 
 TOKEN_PAGE = "https://www.kaggle.com/settings/api"
-SETUP_HELP = (f"create an API token at {TOKEN_PAGE} (\"Create New Token\") and save the downloaded kaggle.json "
-              "as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY, or set KAGGLE_API_TOKEN "
-              "to a token (or a token file)")
 
 
 @dataclass
@@ -60,14 +57,36 @@ def config_dir() -> Path:
     return Path(xdg) / "kaggle"
 
 
+def setup_help() -> str:
+    """How to set up credentials, with kaggle.json where the client will look for it."""
+    return (f"create an API token at {TOKEN_PAGE} (\"Create New Token\") and save the downloaded kaggle.json "
+            f"as {config_dir() / 'kaggle.json'} (chmod 600), or set KAGGLE_USERNAME and KAGGLE_KEY, or set "
+            "KAGGLE_API_TOKEN to a token (or a token file)")
+
+
+def _text_of(path: Path, named: str, remedy: str) -> str:
+    """A credentials file's text; a folder, or a file that is not text, is one error naming it."""
+    if path.is_dir():
+        raise HarnessError(f"{named} is a directory, not a file; {remedy}")
+    try:
+        return path.read_text()
+    except UnicodeDecodeError:
+        raise HarnessError(f"{named} is not a text file; {remedy}") from None
+    except OSError as exc:
+        raise HarnessError(f"cannot read {named}: {exc.strerror or exc}; {remedy}") from None
+
+
 def _read_token(value: str) -> str:
+    """KAGGLE_API_TOKEN's token: the value itself, or the text of the file it names."""
     path = Path(value)
     try:
-        if path.exists():
-            return path.read_text().strip()
+        exists = path.exists()
     except OSError:  # a token too long to be a path
-        pass
-    return value.strip()
+        exists = False
+    if not exists:
+        return value.strip()
+    return _text_of(path, f"KAGGLE_API_TOKEN={path}",
+                    "set KAGGLE_API_TOKEN to a token, or to the path of a file holding one").strip()
 
 
 def find_credentials() -> Credentials:
@@ -76,11 +95,13 @@ def find_credentials() -> Credentials:
     if token:
         value = _read_token(token)
         if not value:
-            raise HarnessError(f"KAGGLE_API_TOKEN points to an empty token file; {SETUP_HELP}")
+            raise HarnessError(f"KAGGLE_API_TOKEN points to an empty token file; {setup_help()}")
         return Credentials("KAGGLE_API_TOKEN", secrets=[value, token])
     token_file = Path(os.path.expanduser("~/.kaggle/access_token"))
-    if token_file.exists() and token_file.read_text().strip():
-        return Credentials(str(token_file), secrets=[token_file.read_text().strip()])
+    if token_file.exists():
+        saved = _text_of(token_file, str(token_file), f"remove it, or save a token from {TOKEN_PAGE} in it").strip()
+        if saved:
+            return Credentials(str(token_file), secrets=[saved])
 
     user, key = os.environ.get("KAGGLE_USERNAME"), os.environ.get("KAGGLE_KEY")
     if user and key:
@@ -88,14 +109,16 @@ def find_credentials() -> Credentials:
     if bool(user) != bool(key):
         have, missing = ("KAGGLE_USERNAME", "KAGGLE_KEY") if user else ("KAGGLE_KEY", "KAGGLE_USERNAME")
         raise HarnessError(f"{have} is set but {missing} is not; set both (from kaggle.json), or unset {have} "
-                           "to use ~/.kaggle/kaggle.json")
+                           f"to use {config_dir() / 'kaggle.json'}")
 
     path = config_dir() / "kaggle.json"
     if path.exists():
+        text = _text_of(path, str(path), f"remove it and save the kaggle.json from {TOKEN_PAGE} (\"Create New "
+                                         "Token\") there")
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(text)
             user, key = data["username"], data["key"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError):
             raise HarnessError(f"{path} is not a kaggle.json with \"username\" and \"key\"; download a new one from "
                                f"{TOKEN_PAGE} (\"Create New Token\")") from None
         if os.name == "posix" and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -105,11 +128,12 @@ def find_credentials() -> Credentials:
     oauth = Path(os.path.expanduser("~/.kaggle/credentials.json"))
     if oauth.exists():
         try:
-            data = json.loads(oauth.read_text())
-        except json.JSONDecodeError:
+            data = json.loads(_text_of(oauth, str(oauth), "remove it and sign in again with `kaggle auth login`"))
+        except ValueError:
             data = {}
+        data = data if isinstance(data, dict) else {}
         secrets = [str(v) for k, v in data.items() if "token" in k.lower() and isinstance(v, str)]
         return Credentials(str(oauth), data.get("username"), secrets)
 
     raise HarnessError(f"no Kaggle credentials found (looked at KAGGLE_API_TOKEN, KAGGLE_USERNAME/KAGGLE_KEY and "
-                       f"{path}); {SETUP_HELP}")
+                       f"{path}); {setup_help()}")
