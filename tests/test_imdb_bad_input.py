@@ -238,3 +238,22 @@ def test_pretrained_file_torch_cannot_read(acl, tmp_path):
 def test_classifier_batch_size_larger_than_the_training_reviews(acl):
     result = train(acl.parent, "--set", 'model.kind="awd-lstm"', "--set", "train.batch_size=500")
     assert_error(result, "train.batch_size = 500", "36 training reviews")
+
+
+# ---------------------------------------------------------------------- generate's options
+@pytest.mark.parametrize("args, expected", [
+    (["--temperature", "nan"], "--temperature nan: give a finite number of 0 or more"),
+    (["--temperature", "inf"], "--temperature inf: give a finite number of 0 or more"),
+    (["--temperature", "-1"], "--temperature -1: give a finite number of 0 or more"),
+    (["--top-k", "-3"], "--top-k -3: give a whole number of 0 or more"),
+    (["--seed", "-1"], "--seed -1: give a whole number from 0 to 4294967295"),
+    (["--seed", "99999999999999999999"], "--seed 99999999999999999999: give a whole number from 0 to 4294967295"),
+    (["--words", "0"], "--words 0: give a whole number from 1 to 10000"),
+    (["--words", "10001"], "--words 10001: give a whole number from 1 to 10000"),
+])
+def test_generate_options_out_of_range_are_one_error_line_before_any_run_is_read(workspace, args, expected):
+    # No run exists: the options are refused as they are parsed, before the run is looked up.
+    result = CliRunner().invoke(cli, ["generate", "imdb", "--prompt", "This movie", *args])
+    assert assert_error(result) == f"error: {expected}"
+    assert "Usage:" not in result.output
+    assert not (workspace / "runs").exists()

@@ -1,9 +1,48 @@
 """Options shared by several `harness` commands (click only: cheap to import).
 
 Paths are plain strings here: the harness checks them itself, so a wrong one is one `error:` line
-naming it (click's own checks print a usage block instead).
+naming it (click's own checks print a usage block instead). Numbers are checked as they are parsed
+(`Number`), with the same one line.
 """
+import math
+
 import click
+
+from harness.errors import HarnessError
+
+
+class Number(click.ParamType):
+    """A whole (kind=int) or finite (kind=float) number from low to high (None: unbounded), checked as
+    the option is parsed; anything else is one `error:` line naming the option, the value and the range."""
+
+    def __init__(self, kind=float, low=None, high=None):
+        self.kind, self.low, self.high = kind, low, high
+        self.name = "integer" if kind is int else "float"  # the metavar in --help
+
+    def wanted(self) -> str:
+        noun = "a whole number" if self.kind is int else "a finite number"
+        if self.low is not None and self.high is not None:
+            return f"{noun} from {self.low} to {self.high}"
+        if self.low is not None:
+            return f"{noun} of {self.low} or more"
+        if self.high is not None:
+            return f"{noun} of {self.high} or less"
+        return noun
+
+    def convert(self, value, param, ctx):
+        try:
+            number = self.kind(value)
+        except (TypeError, ValueError):
+            number = None
+        # nan and inf pass any range check (or no check at all), so they are refused by name.
+        if (number is None or not math.isfinite(number) or (self.low is not None and number < self.low)
+                or (self.high is not None and number > self.high)):
+            raise HarnessError(f"{param.opts[0] if param else 'value'} {value}: give {self.wanted()}")
+        return number
+
+
+# numpy's and Optuna's seeds are 32-bit: 2**32 or more, or a negative seed, fails deep inside them.
+seed_type = Number(int, 0, 2**32 - 1)
 
 config_option = click.option("--config", "config_file", 
                              help="A competition config (TOML) instead of the built-in defaults.")

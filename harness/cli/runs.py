@@ -4,7 +4,9 @@ from __future__ import annotations
 import click
 
 from harness.cli.common import competition_named, workspace_of
-from harness.cli.options import device_option
+from harness.cli.options import Number, device_option, seed_type
+
+MAX_WORDS = 10_000  # one model step each: beyond this a typo (an extra zero or two) runs for hours
 
 
 @click.command("runs")
@@ -58,10 +60,13 @@ def explain(ctx, name, run_id):
 @click.argument("name")
 @click.option("--run", "run_id", default="latest", show_default=True, help="The run whose language model writes.")
 @click.option("--prompt", default="", help="The text to continue.")
-@click.option("--words", type=int, default=50, show_default=True, help="How many tokens to sample.")
-@click.option("--temperature", type=float, default=1.0, show_default=True, help="Below 1: safer; 0: always the likeliest.")
-@click.option("--top-k", type=int, default=0, show_default=True, help="Sample among the k likeliest tokens (0: all).")
-@click.option("--seed", type=int, default=0, show_default=True,
+@click.option("--words", type=Number(int, 1, MAX_WORDS), default=50, show_default=True,
+              help=f"How many tokens to sample (at most {MAX_WORDS}).")
+@click.option("--temperature", type=Number(float, 0), default=1.0, show_default=True,
+              help="Below 1: safer; 0: always the likeliest.")
+@click.option("--top-k", type=Number(int, 0), default=0, show_default=True,
+              help="Sample among the k likeliest tokens (0: all).")
+@click.option("--seed", type=seed_type, default=0, show_default=True,
               help="Seed of the sampling: the same run, prompt and seed write the same text "
                    "(no effect with --temperature 0).")
 @device_option
