@@ -313,6 +313,8 @@ def test_auto_enters_movielens_scored_locally(cli_run, workspace):
     (["--trials", "-1"], "--trials -1"),
     (["--trials", "1", "--folds", "1"], "--folds 1: give 2 or more"),
     (["--trials", "1", "--kinds", "svm"], "model.kind"),
+    (["--trials", "1", "--seed", "-1"], "--seed -1: give a whole number from 0 to 4294967295"),
+    (["--trials", "1", "--seed", "99999999999999999999"], "--seed 99999999999999999999: give a whole number"),
 ])
 def test_bad_options_are_one_error_line(cli_run, workspace, args, expected):
     tiny_competition(workspace)

@@ -268,6 +268,23 @@ def test_a_search_of_no_length_is_one_clear_error(tmp_path, args, expected):
     assert not (tmp_path / "ws" / "runs").exists()
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 99999999999999999999])
+def test_a_seed_numpy_cannot_take_is_one_clear_error(tmp_path, seed):
+    assert tune_error(tmp_path / "ws", "--trials", 1, "--seed", seed) == \
+        f"error: --seed {seed}: give a whole number from 0 to 4294967295"
+    assert not (tmp_path / "ws" / "runs").exists() and not (tmp_path / "ws" / "tune").exists()
+
+
+def test_the_largest_seed_still_seeds_a_worker_after_the_first():
+    from harness.tune.study import make_sampler
+
+    def draw(seed):
+        return optuna.create_study(sampler=make_sampler("random", seed)).ask().suggest_float("x", 0, 1)
+
+    # tune --devices and auto add a worker's rank, or the trials so far, to --seed: past 2**32 - 1, it wraps.
+    assert draw(2**32 - 1 + 3) == draw(2)
+
+
 def test_unopenable_storages_are_one_clear_error(tmp_path):
     ws = tmp_path / "ws"
     small_sample(ws)

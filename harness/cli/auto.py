@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from harness.cli.common import competition_named, config_for, workspace_of
-from harness.cli.options import config_option, data_dir_option, device_option, set_option
+from harness.cli.options import config_option, data_dir_option, device_option, seed_type, set_option
 from harness.errors import HarnessError
 from harness.tune import PRUNERS, SAMPLERS
 
@@ -24,7 +24,7 @@ BLEND_METHODS = ("mean", "weights", "caruana", "stack")
 @click.option("--study", help="Prefix of the studies' names, one per kind [default: NAME-auto].")
 @click.option("--sampler", type=click.Choice(SAMPLERS), help="Optuna sampler [default: tpe].")
 @click.option("--pruner", type=click.Choice(PRUNERS), help="Stop unpromising trials after a fold [default: median].")
-@click.option("--seed", type=int, help="Sampler seed (reproducible search).")
+@click.option("--seed", type=seed_type, help="Sampler seed (reproducible search).")
 @click.option("--heartbeat", type=int, help="Seconds between a running trial's heartbeats [default: 30].")
 @click.option("--top", type=int, help="Best trials per kind offered to the ensemble [default: 3].")
 @click.option("--blend", type=click.Choice(BLEND_METHODS), help="How the ensemble combines its members [default: "

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from harness.cli.common import competition_named, config_for, workspace_of
-from harness.cli.options import config_option, data_dir_option, device_option, set_option
+from harness.cli.options import config_option, data_dir_option, device_option, seed_type, set_option
 from harness.cli.train import parse_devices
 from harness.errors import HarnessError
 from harness.tune import DEFAULT_HEARTBEAT, PRUNERS, SAMPLERS, check_budget
@@ -33,7 +33,7 @@ def _storage_url(ctx, storage):
 @click.option("--sampler", type=click.Choice(SAMPLERS), default="tpe", show_default=True)
 @click.option("--pruner", type=click.Choice(PRUNERS), default="median", show_default=True,
               help="Stop unpromising trials early from their per-epoch validation score.")
-@click.option("--seed", type=int, help="Sampler seed (reproducible search on one worker; give each worker its own).")
+@click.option("--seed", type=seed_type, help="Sampler seed (reproducible search on one worker; give each worker its own).")
 @click.option("--heartbeat", type=int, default=DEFAULT_HEARTBEAT, show_default=True,
               help="Seconds between a running trial's heartbeats; a trial silent for twice that is marked failed.")
 @click.option("--show", is_flag=True, help="Show the study: best trial, trials, importances, PNG plots.")

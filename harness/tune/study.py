@@ -180,6 +180,8 @@ def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEAR
 
 # ---------------------------------------------------------------------- sampler and pruner
 def make_sampler(name: str, seed: int | None):
+    if seed is not None:  # callers add a worker's rank or the trials so far to --seed; numpy takes 32 bits
+        seed %= 2**32
     if name == "tpe":
         # constant_liar: running trials count as (bad) results, so parallel workers spread out.
         return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
