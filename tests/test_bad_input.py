@@ -289,3 +289,20 @@ def test_a_long_bad_value_is_shown_cut_short(tmp_path):
     message = str(caught.value)
     assert f"{path}: column id has 1 non-numeric" in message and "'" + "x" * 57 + "...'" in message
     assert len(message) < len(str(path)) + 150
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--start-lr", "-1"], "--start-lr -1: give a finite learning rate above 0"),
+    (["--start-lr", "nan"], "--start-lr nan: give a finite learning rate above 0"),
+    (["--end-lr", "inf"], "--end-lr inf: give a finite learning rate above 0"),
+    (["--num-it", "0"], "--num-it 0: give at least 5 batches"),
+    (["--num-it", "1"], "--num-it 1: give at least 5 batches"),
+    (["--start-lr", "1", "--end-lr", "1e-5"], "--end-lr 1e-05 is not above --start-lr 1"),
+])
+def test_lr_find_sweep_options_are_one_error_line_and_no_plot(cli_run, workspace, args, message):
+    get_competition("movielens").write_sample(workspace / "data" / "movielens", seed=0, n_users=60, n_items=40,
+                                              n_ratings=1500)
+    result = cli_run("lr-find", "movielens", *args, expect=2)
+    assert result.output.strip().splitlines() == [result.output.strip()]  # one line: no warnings, no "suggested lr"
+    assert result.output.startswith(f"error: {message}"), result.output
+    assert not (workspace / "lr_find").exists()

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from harness.data.loaders import TensorLoader
+from harness.errors import HarnessError
 from harness.scoring.metrics import rmse
 from harness.train import Callback, CancelFit, Learner, seed_everything
 from harness.train.callbacks import Checkpoint, Recorder
@@ -187,6 +188,17 @@ def test_lr_find_plot_title_names_the_model_and_the_suggestion(tmp_path, monkeyp
     assert titles == [f"movielens dot: suggested lr {result.suggestion:.2e}"]
 
 
+@pytest.mark.parametrize("sweep", [dict(start_lr=0.0), dict(start_lr=math.nan), dict(end_lr=math.inf),
+                                   dict(start_lr=1.0, end_lr=1e-5), dict(num_it=4)])
+def test_lr_find_refuses_a_sweep_that_cannot_suggest_before_touching_anything(tmp_path, sweep):
+    learn = make_learner()
+    before = {k: v.clone() for k, v in learn.model.state_dict().items()}
+    with pytest.raises(HarnessError, match="--start-lr|--end-lr|--num-it"):
+        learn.lr_find(**{"num_it": 30, **sweep}, plot_path=tmp_path / "lr.png")
+    assert not (tmp_path / "lr.png").exists()
+    assert all(torch.equal(v, before[k]) for k, v in learn.model.state_dict().items())
+
+
 def test_lr_find_stops_when_loss_diverges():
     learn = make_learner()
     result = learn.lr_find(start_lr=1e-4, end_lr=1e4, num_it=200)
@@ -294,7 +306,6 @@ def test_training_loader_drops_a_last_batch_of_one_and_len_agrees():
 
 def test_training_batch_size_larger_than_the_rows_names_the_key_and_the_count():
     from harness.data.loaders import check_batch_size
-    from harness.errors import HarnessError
 
     x = torch.arange(5)
     with pytest.raises(HarnessError) as err:

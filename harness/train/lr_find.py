@@ -7,8 +7,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from harness.errors import HarnessError
 from harness.train.rates import lr_per_group
 from harness.train.rng import rng_state, set_rng_state
+
+MIN_POINTS = 5  # fewer smoothed losses than this give no suggestion
 
 
 @dataclass
@@ -36,9 +39,23 @@ class LRFindResult:
         save_figure(fig, path)
 
 
+def check_sweep(start_lr: float, end_lr: float, num_it: int) -> None:
+    """The sweep's options (`harness lr-find`): finite rates above 0, rising, with enough batches for a
+    suggestion; anything else would sweep nothing, or nan, and plot it."""
+    for option, lr in (("--start-lr", start_lr), ("--end-lr", end_lr)):
+        if not (math.isfinite(lr) and lr > 0):
+            raise HarnessError(f"{option} {lr:g}: give a finite learning rate above 0 (the defaults sweep 1e-7 to 10)")
+    if not end_lr > start_lr:
+        raise HarnessError(f"--end-lr {end_lr:g} is not above --start-lr {start_lr:g}: the sweep rises from "
+                           "--start-lr to --end-lr; give a larger --end-lr")
+    if num_it < MIN_POINTS:
+        raise HarnessError(f"--num-it {num_it}: give at least {MIN_POINTS} batches, the fewest the suggestion "
+                           "is computed from (100 is usual)")
+
+
 def _suggest(lrs, losses) -> tuple[float, float]:
     lrs, losses = np.asarray(lrs), np.asarray(losses)
-    if len(losses) < 5:
+    if len(losses) < MIN_POINTS:
         return float("nan"), float("nan")
     best = int(np.argmin(losses))
     lr_min = float(lrs[best] / 10)
@@ -58,6 +75,7 @@ def lr_find(learn, start_lr: float = 1e-7, end_lr: float = 10.0, num_it: int = 1
     scaler, train loader and RNG states are restored. Layer groups keep their relative rates if the
     optimizer has differential rates set. ``title`` heads the plot (e.g. competition and model).
     """
+    check_sweep(start_lr, end_lr, num_it)  # before any state is touched or plot written
     saved = {
         "model": copy.deepcopy(learn.model.state_dict()),
         "opt": copy.deepcopy(learn.opt.state_dict()),
