@@ -239,7 +239,9 @@ def lr_find(ctx, name, config_file, overrides, start_lr, end_lr, num_it, pretrai
     config = config_for(comp, config_file, pretrained_overrides(comp, overrides, pretrained, no_pretrained))
     from harness.runs import runner  # after the config is checked: torch takes seconds to import
     from harness.train import seed_everything
+    from harness.train.lr_find import check_sweep
 
+    check_sweep(start_lr, end_lr, num_it)  # before the data is read and the model built
     seed_everything(int(config.get("seed", 0)))
     raw = comp.load(data_dir_for(workspace, comp, data_dir), config)
     learn = runner.make_learner(comp, comp.prepare(raw, config), config, device, echo=False)
