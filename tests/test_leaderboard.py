@@ -150,7 +150,7 @@ def test_fingerprint_follows_content_and_caches_by_file_stats(tmp_path):
     assert data_fingerprint(data) == touched
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "directory", "foreign"])
 def test_a_damaged_leaderboard_file_is_one_clear_error(cli_run, workspace, damage):
     _run(workspace, 0.9, competition="movielens")
     path = workspace / "leaderboard.sqlite"
@@ -161,9 +161,15 @@ def test_a_damaged_leaderboard_file_is_one_clear_error(cli_run, workspace, damag
     if damage == "directory":
         path.unlink()
         path.mkdir()
+    if damage == "foreign":  # another program's SQLite file with a runs table of its own
+        path.unlink()
+        with sqlite3.connect(path) as db:
+            db.execute("CREATE TABLE runs (x)")
     result = cli_run("leaderboard", "movielens", expect=2)
     lines = [line for line in result.output.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and str(path) in lines[0] and "Traceback" not in result.output
+    if damage == "foreign":
+        assert "is not a harness leaderboard (its runs table has no competition, run_id" in lines[0]
 
 
 def test_training_beside_a_damaged_leaderboard_keeps_the_run(slope_data, workspace, capsys):

@@ -75,6 +75,13 @@ class Leaderboard:
             db.row_factory = sqlite3.Row
             db.executescript(SCHEMA)
             have = {row["name"] for row in db.execute("PRAGMA table_info(runs)")}
+            for table, needed in (("runs", {"competition", "run_id", "validation_score"}),
+                                  ("submissions", {"competition", "run_id", "status"})):
+                found = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+                if not needed <= found:  # another program's database that happens to have such a table
+                    raise HarnessError(f"{self.path} is not a harness leaderboard (its {table} table has no "
+                                       f"{', '.join(sorted(needed - found))} column); move it away and the next run "
+                                       "or submission starts a new one")
             for column, kind in RUN_COLUMNS_ADDED.items():
                 if column not in have:
                     db.execute(f"ALTER TABLE runs ADD COLUMN {column} {kind}")
