@@ -290,6 +290,7 @@ def write(path, text):
     ("row,kfold\n0,0\n1,1\n2,0\n3,1\n", r"has no fold column; found: row, kfold"),
     ("id,fold\n0,0\n1,1\n2,0\n3,1\n", r"missing column\(s\) row"),
     ("row,fold\n", r"has no data rows"),
+    ("row,fold\n0,-1\n1,-1\n2,-1\n3,-1\n", r"every row has fold -1, so no fold validates any row"),
     ("row,fold\n0,0\n1,1\n2,0\n3,1\n", None),
 ])
 def test_load_folds_checks_the_file(tmp_path, text, message):

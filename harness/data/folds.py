@@ -369,6 +369,9 @@ def load_folds(path, frame: pd.DataFrame, id_column: str | None = None, folds: i
         raise HarnessError(f"{path}: column {names[repeat]} has fold {assigned[repeat, row]} at data row {row + 1}, "
                            f"out of range: folds are {limit}, and -1 for a row no fold validates")
     top = int(assigned.max()) + 1
+    if top == 0:  # every row -1: no fold, so nothing to validate (or train K models on)
+        raise HarnessError(f"{path}: every row has fold -1, so no fold validates any row; give each row its "
+                           "fold 0..K-1 (-1 only for rows no fold validates), e.g. a K-fold run's folds.csv")
     for repeat, name in enumerate(names):
         empty = sorted(set(range(top)) - set(assigned[repeat].tolist()))
         if empty:
