@@ -1,6 +1,8 @@
 """`harness train NAME --folds K`: fold models, out-of-fold predictions for every row, the CV score,
 one submission from the folds' mean test outputs, single folds joined later, and resume at the fold."""
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -123,6 +125,40 @@ def test_folds_options_are_checked(cli_run, workspace, ml_data):
     assert "folds" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "1", expect=2).output
     assert "give 2 or more folds" in cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "0",
                                              expect=2).output
+    assert not (workspace / "runs").exists()
+
+
+def one_error_line(result) -> str:
+    """The one line a bad input gives: ``error: ...``, no traceback."""
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize("folds, message", [
+    (lambda n: np.full(n, -1), "every row has fold -1, so no fold validates any row"),
+    (lambda n: np.zeros(n, dtype=int), "has a single fold (fold 0): K folds need two or more"),
+])
+def test_a_folds_file_without_two_validation_folds_is_refused_before_any_run_folder(cli_run, workspace, ml_data,
+                                                                                    tmp_path, folds, message):
+    comp = MovieLens()
+    n = len(comp.fold_rows(comp.load(ml_data, comp.default_config()), comp.default_config()))
+    path = tmp_path / "folds.csv"
+    pd.DataFrame({"row": np.arange(n), "fold": folds(n)}).to_csv(path, index=False)
+    line = one_error_line(cli_run("train", "movielens", "--data-dir", ml_data, "--folds-file", path, expect=2))
+    assert str(path) in line and message in line
+    assert not (workspace / "runs").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    # each of 2 folds trains on half of the rows, fewer than the batch
+    (["--set", "train.batch_size=3000"], r"train.batch_size = 3000 is larger than the \d+ training rows of fold \d/2"),
+    (["--devices", "0,99"], r"--devices?:? .*cuda"),  # no GPU here, or no GPU 99
+])
+def test_a_fold_models_batch_size_and_devices_are_checked_before_any_run_folder(cli_run, workspace, ml_data,
+                                                                                options, message):
+    line = one_error_line(cli_run("train", "movielens", "--data-dir", ml_data, "--folds", "2", *options, expect=2))
+    assert re.search(message, line), line
     assert not (workspace / "runs").exists()
 
 

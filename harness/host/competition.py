@@ -119,6 +119,12 @@ class Competition:
         its own split only. With it, ``prepare`` must accept ``rows``."""
         return None
 
+    def training_batch_size(self, config: dict) -> int | None:
+        """How many of ``fold_rows``' rows one training batch takes (``train.batch_size``): K folds check it
+        against every fold's training rows before the run folder exists. None: the model trains without
+        batches (LightGBM, NB-SVM), so any fold size will do."""
+        return config.get("train", {}).get("batch_size")
+
     def predefined_folds(self, raw, config: dict, rows):
         """A fold plan (harness.data.folds.FoldPlan) the data itself defines, e.g. MovieLens' u1..u5 test
         files, for ``validation.scheme = "predefined"``; None: the folds come from the [validation] scheme."""

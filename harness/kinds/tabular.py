@@ -112,6 +112,9 @@ class TabularModels(KindCompetition):
                                n_classes=self.n_outputs(state) if self.task.kind == "multiclass" else None,
                                target_name=config["data"].get("target") or "target")
 
+    def training_batch_size(self, config):
+        return None if config["model"]["kind"] == "gbm" else super().training_batch_size(config)
+
     @staticmethod
     def gbm_prepared(state, arrays, target, train_rows, valid_rows) -> Prepared:
         """LightGBM's training and validation matrices (no loaders: it reads them whole)."""

@@ -255,6 +255,9 @@ class TextClassification(KindCompetition):
             raise HarnessError(f"model.kind = {kind!r}: use \"awd-lstm\" or \"nbsvm\"")
         return kind
 
+    def training_batch_size(self, config):
+        return None if self.model_kind(config) == "nbsvm" else super().training_batch_size(config)
+
     def n_outputs(self, state) -> int:
         """One logit per text for a binary task, else one per class."""
         return 1 if self.task.kind == "binary" else len(state["classes"])

@@ -71,13 +71,18 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
         if resume is not None:
             run = resume
             plan = read_folds(run, rows)
+            check_folds_fit(competition, config, plan, device, devices)
         else:
             if folds_file:
                 plan = load_folds(folds_file, rows)
+                if plan.n_folds < 2:
+                    raise HarnessError(f"folds file {folds_file} has a single fold (fold 0): K folds need two or "
+                                       "more; give a K-fold run's folds.csv, or train without --folds-file")
             else:
                 plan = competition.predefined_folds(raw, config, rows) or fold_plan(rows, config, n_folds)
             if only_fold is not None:
                 check_model_index(plan, only_fold)
+            check_folds_fit(competition, config, plan, device, devices)
             run = Run.create(workspace, competition.name, partial=True)
             run.save_config(config)
             save_folds(plan, run.path("folds.csv"))
@@ -107,6 +112,30 @@ def train_folds(competition: Competition, config: dict, data_dir: Path, workspac
                 run.mark_failed(exc)
             raise
     return run
+
+
+def check_folds_fit(competition: Competition, config: dict, plan, device=None, devices=None) -> None:
+    """What would fail inside a fold model, found before the run folder exists (as a single split finds it
+    before its own): the devices, the metric, and ``train.batch_size`` against every fold's training rows."""
+    from harness.train import distributed
+    from harness.train.device import pick_device
+
+    if devices:
+        distributed.check_devices(devices)
+    else:
+        pick_device(device)
+    competition.scored_by(config)  # a metric that does not fit the task
+    batch_size = competition.training_batch_size(config)
+    if not batch_size:
+        return
+    sizes = []
+    for i in range(model_count(plan)):
+        repeat, fold = split_of(plan, i)
+        sizes.append(len(plan.train_index(fold, repeat)))
+    smallest = int(np.argmin(sizes))
+    if batch_size > sizes[smallest]:
+        raise HarnessError(f"train.batch_size = {batch_size} is larger than the {sizes[smallest]} training rows of "
+                           f"{model_label(plan, smallest)}; set train.batch_size to at most {sizes[smallest]}")
 
 
 def model_count(plan) -> int:
@@ -158,7 +187,6 @@ def train_on_devices(devices, competition, config, plan, run: Run, folds, data_d
     """The ``folds`` in parallel, one process per device, each taking every len(devices)-th of them."""
     from harness.train import distributed
 
-    distributed.check_devices(devices)
     count = min(len(devices), len(folds))
     click.echo(f"training {len(folds)} fold model(s) in {count} processes on {', '.join(devices[:count])}", err=True)
     # Each spawned process reads the data again rather than get a pickled copy of it.
