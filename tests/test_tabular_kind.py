@@ -392,3 +392,42 @@ def test_a_sample_whose_ids_are_not_the_tests_fails_before_any_run_folder_exists
     with pytest.raises(HarnessError, match="not in the sample submission"):
         runner.train(comp, comp.default_config(), data, tmp_path / "ws", progress=False)
     assert not (tmp_path / "ws" / "runs").exists()
+
+
+def amazon_codes(folder):
+    """A file to join on MGR_ID that also has RESOURCE, a column of train.csv and test.csv."""
+    managers = pd.concat([pd.read_csv(folder / f"{part}.csv")["MGR_ID"] for part in ("train", "test")]).unique()
+    pd.DataFrame({"MGR_ID": managers, "RESOURCE": 0}).to_csv(folder / "codes.csv", index=False)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda body: body.replace('metric = "roc_auc"', 'metric = "rmse"'), "metric 'rmse' does not score a binary task"),
+    (lambda body: body.replace('id_column = "Id"', 'id_column = "Id"\ncolumns = ["zz"]'),
+     "submission.columns = ['zz'] names zz, not a column of the sample submission"),
+    (lambda body: body.replace('target = "ACTION"', 'target = "ACTION"\njoins = [{ file = "codes.csv", on = ["MGR_ID"] }]'),
+     "joining codes.csv on (MGR_ID) would duplicate column(s) RESOURCE, which train.csv has too"),
+])
+def test_a_bad_metric_submission_column_or_join_is_one_line_before_any_k_fold_run_folder(cli_run, workspace, tmp_path,
+                                                                                         edit, message):
+    amazon_like(folder(tmp_path / "data"))
+    amazon_codes(tmp_path / "data")
+    path = write_toml(folder(workspace / "competitions"), "amazon", edit(AMAZON))
+    result = cli_run("train", "amazon", "--data-dir", tmp_path / "data", "--folds", "2", "--epochs", "1", expect=2)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.output, result.output
+    if "submission" in message:
+        assert str(path) in lines[0]
+    assert not (workspace / "runs").exists()
+
+
+def test_k_folds_check_the_batch_size_against_every_folds_training_rows_but_not_for_gbm(bike):
+    from harness.config.loading import apply_overrides
+    from harness.data.folds import assign_folds
+    from harness.runs.kfold import check_folds_fit
+
+    comp, _ = bike
+    config = apply_overrides(comp.default_config(), ["train.batch_size=500"], schema=comp.config_schema)
+    plan = assign_folds(pd.DataFrame({"x": range(600)}), {"folds": 3})  # 400 training rows a fold
+    with pytest.raises(HarnessError, match=r"train.batch_size = 500 is larger than the 400 training rows of fold 1/3"):
+        check_folds_fit(comp, config, plan)
+    check_folds_fit(comp, apply_overrides(config, ['model.kind="gbm"'], schema=comp.config_schema), plan)  # no batches

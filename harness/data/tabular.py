@@ -145,7 +145,8 @@ def join_checked(left: pd.DataFrame, right: pd.DataFrame, on, right_name: str, l
     check_no_duplicates(right, on, right_name)  # a duplicated key would duplicate left rows
     clash = sorted((set(right.columns) & set(left.columns)) - set(on))
     if clash:
-        raise ValueError(f"joining {right_name} would duplicate column(s) {', '.join(clash)}")
+        raise HarnessError(f"joining {right_name} on ({', '.join(on)}) would duplicate column(s) {', '.join(clash)}, "
+                           f"which {left_name} has too; add them to the join's on, or remove them from one of the files")
     # Look every left key up in the right keys (a hash join), then take the right rows in that order.
     if len(on) == 1:
         indexer = pd.Index(right[on[0]]).get_indexer(left[on[0]])

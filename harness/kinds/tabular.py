@@ -278,11 +278,25 @@ class TabularCompetition(TabularModels):
         return (y.astype(np.float32) if kind == "binary" else y), classes
 
     def check_inputs(self, raw: TabularData, config) -> None:
-        """The sample's ids must be the test's: found now, not after training."""
+        """The sample's ids must be the test's, and the [submission] columns its columns: found now, not
+        after training."""
         if raw.test is not None and raw.sample is not None and config["data"]["id"]:
             from harness.scoring.sample import rows_for
 
             rows_for(raw.sample[raw.sample.columns[0]], raw.test_ids)
+        if raw.sample is not None:
+            from harness.kinds.tabular_submission import submission_format
+
+            fmt = submission_format(self.task, config, raw.sample)
+            have = [str(c) for c in raw.sample.columns]
+            for key, names in (("id_column", [fmt.id_column]), ("columns", list(fmt.columns))):
+                missing = [n for n in names if n not in have]
+                if missing:
+                    raise HarnessError(f"submission.{key} = {config['submission'][key]!r} names {', '.join(missing)}, "
+                                       f"not a column of the sample submission "
+                                       f"{raw.data_dir / config['data']['sample_submission']} ({', '.join(have)}); "
+                                       f"fix submission.{key} in {self.config_path}, or leave it empty to take the "
+                                       "sample's")
 
     def fold_rows(self, raw: TabularData, config):
         """Every training row; the target as the class labels (stratified folds) or the value."""
