@@ -268,3 +268,37 @@ def test_nonsense_inputs_are_refused():
 def test_metrics_for_a_task():
     assert metrics_for("regression") == ["mae", "r2", "rmse", "rmsle", "rmspe"]
     assert "log_loss" in metrics_for("multiclass") and "rmse" not in metrics_for("binary")
+
+
+# ---------------------------------------------------------------------------- submissions
+@pytest.mark.parametrize("value, message", [
+    ("abc", "non-numeric prediction values in ['rating']: 1 row(s), first 'abc' at data row 2 (id 12)"),
+    (np.nan, "1 row(s) hold NaN or infinity in column rating, first nan at data row 2 (id 12)"),
+    (np.inf, "1 row(s) hold NaN or infinity in column rating, first inf at data row 2 (id 12)"),
+])
+def test_a_submission_value_that_is_not_a_finite_number_is_named_with_its_column_row_and_id(value, message):
+    import pandas as pd
+
+    from harness.scoring.submission import validate_submission
+
+    sample = pd.DataFrame({"id": [11, 12, 13], "rating": [0.0, 0.0, 0.0]})
+    submission = pd.DataFrame({"id": [11, 12, 13], "rating": [3.5, value, 4.0]})
+    with pytest.raises(HarnessError) as caught:
+        validate_submission(submission, sample, name="sub.csv")
+    assert str(caught.value).startswith(f"sub.csv: {message}; ")
+
+
+def test_submit_dry_run_names_a_text_rating_in_one_line(cli_run, workspace, tmp_path):
+    from harness.runs.folder import Run
+    from harness_plugins.movielens import MovieLens
+
+    MovieLens().write_sample(tmp_path / "ml", n_users=60, n_items=40, n_ratings=1000)
+    cli_run("train", "movielens", "--data-dir", tmp_path / "ml", "--epochs", "1", "--set", "train.batch_size=256")
+    (run,) = Run.all(workspace, "movielens")
+    lines = run.path("submission.csv").read_text().splitlines()
+    lines[2] = lines[2].split(",")[0] + ",abc"  # data row 2
+    run.path("submission.csv").write_text("\n".join(lines) + "\n")
+    result = cli_run("submit", "movielens", "--run", run.id, "--dry-run", "--data-dir", tmp_path / "ml", expect=2)
+    out = result.output.strip().splitlines()
+    assert len(out) == 1 and "Traceback" not in result.output, result.output
+    assert str(run.path("submission.csv")) in out[0] and "rating" in out[0] and "'abc' at data row 2" in out[0]

@@ -54,13 +54,7 @@ def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame, id_colum
         if values.isna().any().any():
             raise HarnessError(f"{name}: {int(values.isna().any(axis=1).sum())} row(s) have no prediction")
         return
-    try:
-        array = values.to_numpy(dtype=np.float64)
-    except (TypeError, ValueError):
-        raise HarnessError(f"{name}: non-numeric prediction values in {list(values.columns)[:6]}") from None
-    if not np.isfinite(array).all():
-        bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise HarnessError(f"{name}: {bad} row(s) hold NaN or infinity")
+    array = prediction_values(values, name, ids)
     if value_range is not None:
         lo, hi = value_range
         if (array < lo).any() or (array > hi).any():
@@ -71,6 +65,25 @@ def validate_submission(submission: pd.DataFrame, sample: pd.DataFrame, id_colum
         if off.any():
             raise HarnessError(f"{name}: {int(off.sum())} row(s) of probabilities do not sum to 1 "
                                f"(first sums to {sums[off][0]:.4f})")
+
+
+def prediction_values(values: pd.DataFrame, name: str = "submission", ids: pd.Series | None = None) -> np.ndarray:
+    """The prediction columns ``values`` as floats, or a HarnessError naming the first column with a value
+    that is not a finite number, its data row (and id, from ``ids``) and the value."""
+    for col in values.columns:
+        column = values[col]
+        numbers = pd.to_numeric(column, errors="coerce")
+        text = (numbers.isna() & column.notna()).to_numpy()  # not a number at all, e.g. "abc"
+        bad = text | ~np.isfinite(numbers.to_numpy(dtype=np.float64))
+        if bad.any():
+            rows = text if text.any() else bad
+            row = int(rows.argmax())
+            where = f"data row {row + 1}" + (f" ({ids.name} {plain(ids.iloc[row])!r})" if ids is not None else "")
+            fault = (f"non-numeric prediction values in {[col]}: {int(rows.sum())} row(s)" if text.any() else
+                     f"{int(rows.sum())} row(s) hold NaN or infinity in column {col}")
+            raise HarnessError(f"{name}: {fault}, first {plain(column.iloc[row])!r} at {where}; write a finite "
+                               "number in every row (predict again with `harness predict`)")
+    return values.to_numpy(dtype=np.float64)
 
 
 def check_answers(answers: pd.DataFrame, name: str, columns: list | None = None, test_ids=None,

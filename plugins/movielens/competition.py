@@ -20,6 +20,7 @@ import pandas as pd
 from harness_competitions import config_path
 from harness.host.competition import Competition, Predictions, Prepared
 from harness.config.schema import Choice, ListOf, Num
+from harness.scoring.submission import prediction_values
 from harness.scoring.tasks import get_task
 from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.errors import HarnessError
@@ -304,8 +305,7 @@ class MovieLens(Competition):
             raise HarnessError(f"submission columns {list(submission.columns)} should be id,rating")
         if raw.test is not None and len(submission) != len(raw.test):
             raise HarnessError(f"submission has {len(submission)} rows; test.csv has {len(raw.test)}")
-        if not np.isfinite(submission["rating"].to_numpy()).all():
-            raise HarnessError("submission has NaN or infinite ratings")
+        prediction_values(submission[["rating"]], "submission", submission["id"])
 
     # ------------------------------------------------------------------ sample data
     def write_sample(self, data_dir, seed=0, n_users=500, n_items=300, n_ratings=30000):
