@@ -267,3 +267,58 @@ def test_single_split_runs_on_other_rows_or_mixed_with_k_fold_runs_are_refused(c
     result = cli_run("blend", "movielens", "--runs", f"{kfold.id},{a.id}", expect=2)
     assert f"run {a.id} has no folds.csv" in result.output and "cannot be blended together" in result.output
     assert len(Run.all(workspace, "movielens")) == 3
+
+
+def fake_holdout_run(workspace, valid, targets, test):
+    """A single-split MovieLens run folder as `harness train` leaves it, from given arrays."""
+    run = Run.create(workspace, "movielens", partial=True)
+    run.save_config(MovieLens().default_config())
+    run.save_array("valid_preds.npy", valid)
+    run.save_array("valid_targets.npy", targets)
+    run.save_array("test_preds.npy", test)
+    pd.DataFrame({"id": np.arange(5), "rating": np.full(5, 3.0)}).to_csv(run.path("submission.csv"), index=False)
+    run.save_summary({"competition": "movielens", "run": run.id, "primary_score": 1.0})
+    run.finish()
+    return run
+
+
+@pytest.mark.parametrize("file, bad, message", [
+    ("test_preds.npy", np.zeros(7), "has shape (7,), but the submissions have 5 rows"),
+    ("valid_preds.npy", np.zeros(7), "has shape (7,), not one row per validation target (40 in valid_targets.npy)"),
+    ("test_preds.npy", np.full(5, np.nan), "holds 5 NaN or infinite value(s)"),
+    ("valid_preds.npy", np.full(40, np.nan), "holds 40 NaN or infinite value(s)"),
+])
+def test_a_member_whose_outputs_have_the_wrong_shape_or_are_not_finite_is_named_and_nothing_written(
+        cli_run, workspace, file, bad, message):
+    y = np.linspace(1, 5, 40)
+    good = fake_holdout_run(workspace, y + 0.1, y, np.full(5, 3.0))
+    broken = fake_holdout_run(workspace, y - 0.1, y, np.full(5, 3.5))
+    broken.save_array(file, bad)
+    result = cli_run("blend", "movielens", "--runs", f"{good.id},{broken.id}", expect=2)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    assert f"run {broken.id}: {broken.path(file)} {message}" in lines[0]
+    assert len(Run.all(workspace, "movielens")) == 2  # no blend folder
+
+
+@pytest.mark.parametrize("fault", ["nan test", "nan oof", "test shape"])
+def test_k_fold_members_with_non_finite_or_misshapen_outputs_are_refused_naming_the_run_and_file(workspace, fault):
+    members, y = two_useful_runs(n=60)
+    folds = folds_of(60, k=3)
+    a = fake_kfold_run(workspace, members[0], y, folds, np.zeros(5))
+    oof = members[1].copy()
+    if fault == "nan oof":
+        oof[7] = np.nan
+    b = fake_kfold_run(workspace, oof, y, folds, np.ones(5))
+    if fault != "nan oof":
+        b.save_array("test_preds.npy", np.full(5, np.nan) if fault == "nan test" else np.zeros((5, 2)))
+    with pytest.raises(HarnessError) as info:
+        ensemble.blend_runs(MovieLens(), workspace, [a.id, b.id], "weights")
+    message = str(info.value)
+    if fault == "test shape":
+        assert message == (f"run {a.id} and run {b.id} have test outputs (test_preds.npy) of different shapes "
+                           "((5,) and (5, 2)); they cannot be blended")
+    else:
+        file = "oof_preds.npy" if fault == "nan oof" else "test_preds.npy"
+        assert message.startswith(f"run {b.id}: {b.path(file)} holds ")
+    assert len(Run.all(workspace, "movielens")) == 2  # no blend folder

@@ -18,12 +18,11 @@ from typing import Any
 
 import numpy as np
 import optuna
-import pandas as pd
 
 from harness.config.loading import config_hash
 from harness.errors import HarnessError
 from harness.runs.folder import Run
-from harness.tune.ensemble import same_targets
+from harness.tune.ensemble import check_finite, member_tests, same_targets
 from harness.workspace import write_csv
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
@@ -75,6 +74,7 @@ class Mean:
     outputs: np.ndarray
     score: float
     member_scores: list
+    tests: tuple | None  # (the members' test outputs stacked, the submission template): ensemble.member_tests
 
 
 def mean_of(competition, runs: list[Run], names: list[str]) -> Mean:
@@ -89,13 +89,17 @@ def mean_of(competition, runs: list[Run], names: list[str]) -> Mean:
         if run is not runs[0] and not same_targets(run.array("valid_targets.npy"), targets):
             raise HarnessError(f"{name} was validated on other rows than {names[0]}; blend only "
                                "runs with the same validation split (the same data and split settings)")
-        preds = run.array("valid_preds.npy").astype(np.float64)
+        preds = check_finite(run.array("valid_preds.npy").astype(np.float64), run, "valid_preds.npy", name)
+        if len(preds) != len(targets):
+            raise HarnessError(f"{name}: {run.path('valid_preds.npy')} has shape {preds.shape}, not one row per "
+                               f"validation target ({len(targets)} in valid_targets.npy); train the run again")
         if valid and preds.shape != valid[0].shape:
-            raise HarnessError(f"{names[0]} and {name} have outputs of different shapes ({valid[0].shape[1:]} and "
-                               f"{preds.shape[1:]}); they cannot be blended")
+            raise HarnessError(f"{names[0]} and {name} have validation outputs (valid_preds.npy) of different shapes "
+                               f"({valid[0].shape} and {preds.shape}); they cannot be blended")
         valid.append(preds)
     outputs = np.mean(valid, axis=0)
-    return Mean(runs, metric, targets, outputs, metric(outputs, targets), [metric(v, targets) for v in valid])
+    return Mean(runs, metric, targets, outputs, metric(outputs, targets), [metric(v, targets) for v in valid],
+                member_tests(runs, names))
 
 
 def write_mean(competition, workspace: Path, mean: Mean, names: list[str], summary: dict) -> Run:
@@ -111,14 +115,10 @@ def write_mean(competition, workspace: Path, mean: Mean, names: list[str], summa
                    "runs": [r.id for r in runs], "config_hash": config_hash({"blend": [r.id for r in runs]}),
                    "metrics": {metric.name: mean.score}, "primary_metric": metric.name, "primary_score": mean.score,
                    "direction": metric.direction, "scored_on": "validation predictions (valid_preds.npy)"}
-        if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
-            mean_test = np.mean([r.array("test_preds.npy").astype(np.float64) for r in runs], axis=0)
+        if mean.tests is not None:  # checked by mean_of, before the folder was made
+            stacked, template = mean.tests
+            mean_test = stacked.mean(axis=0)
             out.save_array("test_preds.npy", mean_test)
-            template = pd.read_csv(runs[0].path("submission.csv"))
-            same_rows = [pd.read_csv(r.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]) for r in runs]
-            if not all(same_rows) or len(mean_test) != len(template):
-                raise HarnessError(f"the submissions of {', '.join(names)} differ in their ids or row order; they "
-                                   "cannot be blended")
             # A label submission's threshold comes from the validation rows, as each member's did.
             valid = (mean.outputs, mean.targets)
             write_csv(out.path("submission.csv"),

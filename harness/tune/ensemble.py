@@ -327,6 +327,41 @@ def same_targets(mine: np.ndarray, targets: np.ndarray) -> bool:
     return bool(np.array_equal(np.isnan(mine), ~known) and np.allclose(mine[known], targets[known]))
 
 
+def check_finite(outputs: np.ndarray, run, file: str, name: str, rows=None) -> np.ndarray:
+    """``outputs`` (member ``name``'s ``file``), refused naming both if any of ``rows`` (all by default)
+    is NaN or infinite: a blend of them would score NaN or submit empty values."""
+    bad = ~np.isfinite(outputs if rows is None else outputs[rows])
+    if bad.any():
+        raise HarnessError(f"{name}: {run.path(file)} holds {int(bad.sum())} NaN or infinite value(s) (the model "
+                           "diverged?); retrain the run or blend without it")
+    return outputs
+
+
+def member_tests(runs, names: list[str]):
+    """(the members' test outputs stacked, the first one's submission.csv as the template), checked to be
+    finite, of one shape and for the same ids in the same order; None when a member has no test outputs."""
+    import pandas as pd
+
+    if not all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
+        return None
+    template = pd.read_csv(runs[0].path("submission.csv"))
+    tests = []
+    for name, run in zip(names, runs):
+        if not pd.read_csv(run.path("submission.csv")).iloc[:, 0].equals(template.iloc[:, 0]):
+            raise HarnessError(f"the submissions of {names[0]} and {name} differ in their ids or row order; they "
+                               "cannot be blended")
+        test = check_finite(run.array("test_preds.npy").astype(np.float64), run, "test_preds.npy", name)
+        if len(test) != len(template):
+            raise HarnessError(f"{name}: {run.path('test_preds.npy')} has shape {test.shape}, but the submissions "
+                               f"have {len(template)} rows; predict again with "
+                               f"`harness predict {run.competition} --run {run.id}`")
+        if tests and test.shape != tests[0].shape:
+            raise HarnessError(f"{names[0]} and {name} have test outputs (test_preds.npy) of different shapes "
+                               f"({tests[0].shape} and {test.shape}); they cannot be blended")
+        tests.append(test)
+    return np.stack(tests), template
+
+
 def _same_folds(runs) -> np.ndarray:
     import pandas as pd
 
@@ -402,6 +437,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
         raise HarnessError(f"{competition.name}'s primary metric is not computed from predictions; nothing to blend")
     metric = metrics[0]
     targets = runs[0].array("oof_targets.npy").astype(np.float64)
+    validated = folds >= 0
     members = []
     for run in runs:
         oof = run.array("oof_preds.npy").astype(np.float64)
@@ -409,15 +445,15 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
             raise HarnessError(f"run {run.id}: oof_preds.npy has {oof.shape[0]} rows for {len(folds)} in folds.csv")
         if run is not runs[0]:
             if oof.shape != members[0].shape:
-                raise HarnessError(f"runs {runs[0].id} and {run.id} have outputs of different shapes "
-                                   f"({members[0].shape[1:]} and {oof.shape[1:]}); they cannot be blended")
+                raise HarnessError(f"runs {runs[0].id} and {run.id} have outputs (oof_preds.npy) of different "
+                                   f"shapes ({members[0].shape} and {oof.shape}); they cannot be blended")
             if not same_targets(run.array("oof_targets.npy"), targets):
                 raise HarnessError(f"runs {runs[0].id} and {run.id} have different OOF targets; they were trained "
                                    "on different data")
-        members.append(oof)
+        members.append(check_finite(oof, run, "oof_preds.npy", f"run {run.id}", rows=validated))
     members = np.stack(members)
-    validated = folds >= 0
-    if np.isnan(members[:, validated]).any() or np.isnan(targets[validated]).any():
+    tests = member_tests(runs, [f"run {r.id}" for r in runs])
+    if np.isnan(targets[validated]).any():  # the members' outputs there are checked finite above
         raise HarnessError("some validated rows have no OOF prediction; retrain the runs' missing folds")
     score = _torch_score(metric, *_dtypes(runs[0]))
     objective = Objective(score, metric.higher_is_better, squared_error=metric.name in SQUARED_ERROR)
@@ -431,7 +467,7 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
     out = Run.create(workspace, competition.name, partial=True)
     try:
         _write_ensemble(competition, out, runs, method, metric, folds, validated, members, targets, cv, task,
-                        member_scores)
+                        member_scores, tests)
     except BaseException:
         shutil.rmtree(out.dir, ignore_errors=True)  # half a blend is no run
         raise
@@ -440,10 +476,8 @@ def blend_runs(competition, workspace: Path, run_ids: list[str], method: str = "
 
 
 def _write_ensemble(competition, out, runs, method, metric, folds, validated, members, targets, cv, task,
-                    member_scores) -> None:
+                    member_scores, tests) -> None:
     import shutil
-
-    import pandas as pd
 
     from harness.config.loading import config_hash
     from harness.workspace import write_csv
@@ -469,15 +503,9 @@ def _write_ensemble(competition, out, runs, method, metric, folds, validated, me
     }
     if task is not None:
         summary["task"] = {"kind": task.kind, "outputs": task.outputs}
-    if all(r.path("test_preds.npy").exists() and r.path("submission.csv").exists() for r in runs):
-        tests = [r.array("test_preds.npy").astype(np.float64) for r in runs]
-        template = pd.read_csv(runs[0].path("submission.csv"))
-        for run, test in zip(runs[1:], tests[1:]):
-            if test.shape != tests[0].shape or not pd.read_csv(run.path("submission.csv")).iloc[:, 0].equals(
-                    template.iloc[:, 0]):
-                raise HarnessError(f"runs {runs[0].id} and {run.id}: their test predictions differ in their ids, "
-                                   "row order or shape; they cannot be blended")
-        blended = cv.final.predict(np.stack(tests))
+    if tests is not None:  # member_tests: checked before the folder was made
+        stacked, template = tests
+        blended = cv.final.predict(stacked)
         out.save_array("test_preds.npy", blended)
         # A label submission's threshold comes from the nested (honest) OOF blend, never the test rows.
         valid = (cv.nested[validated], targets[validated])
