@@ -292,3 +292,20 @@ def test_harness_new_refuses_bad_names_and_ambiguous_files_writing_nothing(tmp_p
         "--target", "Survived", "--id", "PassengerId", "--metric", "accuracy")
     config = tomllib.loads((workspace / "competitions" / "t.toml").read_text())
     assert config["submission"]["format"] == "labels" and config["data"]["sample_submission"] == "gender_submission.csv"
+
+
+def test_a_competition_name_taken_twice_is_one_warning_naming_both_files(tmp_path):
+    workspace = tmp_path / "ws"
+    run("--workspace", workspace, "new", "t", "--from", titanic(tmp_path / "t"), "--sample", "gender_submission.csv",
+        "--target", "Survived", "--id", "PassengerId", "--metric", "accuracy")
+    first = workspace / "competitions" / "t.toml"
+    copy = first.with_name("t_copy.toml")
+    copy.write_text(first.read_text())  # still name = "t"
+    builtin_name = first.with_name("my_movielens.toml")
+    builtin_name.write_text(first.read_text().replace('name = "t"', 'name = "movielens"'))
+    err = run("--workspace", workspace, "list").stderr
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 2, err
+    assert f"competition 't' is registered by both plugin 'kinds' ({first}) and plugin 'kinds' ({copy})" in err
+    assert "competition 'movielens' is registered by both plugin 'movielens' (" in err
+    assert f"and plugin 'kinds' ({builtin_name}); using the first" in err

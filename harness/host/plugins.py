@@ -126,14 +126,21 @@ class PluginHost:
             def register(competition, plugin_name=plugin_name):
                 name = competition.name
                 if name in found:
-                    warn(f"competition {name!r} is registered by both plugin {owner[name]!r} and plugin "
-                         f"{plugin_name!r}; using {owner[name]!r}'s (uninstall one, or choose with "
-                         f"${LOAD_PLUGINS_ENV})")
+                    first, second = source_of(owner[name], found[name]), source_of(plugin_name, competition)
+                    warn(f"competition {name!r} is registered by both {first} and {second}; using the first "
+                         f"(rename or remove one, uninstall a plugin, or choose plugins with ${LOAD_PLUGINS_ENV})")
                     return
                 found[name], owner[name] = competition, plugin_name
 
             impl.function(register=register)
         return found
+
+
+def source_of(plugin_name: str, competition) -> str:
+    """``plugin 'kinds' (/ws/competitions/tab1.toml)``: the plugin, and the file that configures the
+    competition, since one plugin (kinds) registers many files."""
+    path = getattr(competition, "config_path", None)
+    return f"plugin {plugin_name!r}" + (f" ({path})" if path else "")
 
 
 host = PluginHost()
