@@ -1,5 +1,6 @@
 """The fitted tabular preprocessor, embedding sizes, checked joins and the entity-embedding model."""
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -148,3 +149,13 @@ def test_model_summary_names_each_embedding_by_its_column():
     old = TabularModel([(10, 5), (4, 2)], n_cont=3, layers=[8], dropouts=[0.1])
     model.load_state_dict(old.state_dict())
     assert torch.equal(model.embeds[0].weight, old.embeds[0].weight)
+
+
+@pytest.mark.parametrize("declared, says", [({"drop": ["nosuch"]}, "column nosuch (declared to drop in the config)"),
+                                            ({"categorical": ["nosuch"]}, "column nosuch (declared categorical")])
+def test_a_declared_column_that_is_not_in_the_file_is_named(declared, says):
+    from harness.data.columns import infer_columns
+
+    train = pd.DataFrame({"a": [1, 2, 3], "y": [0, 1, 0]})
+    with pytest.raises(HarnessError, match=re.escape(says) + r".*its columns: a, y"):
+        infer_columns(train, None, ["y"], source="train.csv", **declared)

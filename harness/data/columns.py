@@ -60,9 +60,10 @@ def infer_columns(train: pd.DataFrame, test: pd.DataFrame | None, targets, id_co
     """The feature columns of ``train`` by type (see the module's rules)."""
     forced = {**{c: "categorical" for c in categorical}, **{c: "continuous" for c in continuous},
               **{c: "date" for c in dates}}
-    for col in forced:
+    for col in [*forced, *drop]:  # a typo would otherwise be silently ignored
         if col not in train.columns:
-            raise HarnessError(f"{source}: column {col} (declared {forced[col]} in the config) is not in the file; "
+            declared = forced.get(col, "to drop")
+            raise HarnessError(f"{source}: column {col} (declared {declared} in the config) is not in the file; "
                                f"its columns: {', '.join(map(str, train.columns))}")
     types = ColumnTypes()
     targets = set(targets)
