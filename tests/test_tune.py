@@ -347,3 +347,9 @@ def test_a_study_name_of_another_competition_is_refused(tmp_path):
     assert "study 'shared' in this storage is a study of rossmann, not movielens" in line and "--study" in line
     assert "a study of rossmann" in tune_error(ws, "--show", "--study", "shared")
     assert open_study(ws, "shared").get_trials() == []  # no trial of movielens went into it
+
+
+def test_trial_without_export_is_one_clear_error(tmp_path):
+    assert tune_error(tmp_path / "ws", "--trials", 1, "--trial", 0) == \
+        "error: --trial 0 picks the trial to export: add --export FILE"
+    assert not (tmp_path / "ws" / "tune").exists()

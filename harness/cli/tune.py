@@ -54,6 +54,8 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     Rerunning continues the study; running the same command on more machines with a shared
     --storage (PostgreSQL, or a journal file) adds workers to it.
     """
+    if trial_number is not None and not export_path:
+        raise HarnessError(f"--trial {trial_number} picks the trial to export: add --export FILE")
     if not (show or export_path):
         check_budget(n_trials, timeout)  # before Optuna, torch, the config and the data are touched
     if heartbeat < 1:

@@ -167,8 +167,9 @@ def make_storage(url: str | None, workspace: Path, heartbeat: int = DEFAULT_HEAR
                     grace_period=2 * heartbeat, heartbeat_stale_trial_callback=_stale_trial,
                 )
         except ImportError as exc:
-            raise HarnessError(f"--storage {shown_url(url)}: missing database driver ({exc}); "
-                               "pip install 'harness[postgres]' for PostgreSQL") from None
+            hint = ("pip install 'harness[postgres]'" if url.startswith("postgres") else
+                    "install the driver SQLAlchemy names above, or use PostgreSQL (pip install 'harness[postgres]')")
+            raise HarnessError(f"--storage {shown_url(url)}: missing database driver ({exc}); {hint}") from None
         except Exception as exc:  # SQLAlchemy's errors: say which server and why, in one line
             if attempt < 2 and ("duplicate key" in str(exc) or "already exists" in str(exc)):
                 # Workers starting together on a fresh database race to create Optuna's tables; retry.
