@@ -283,6 +283,18 @@ def test_a_missing_target_column_names_the_file(tmp_path):
         comp.load(tmp_path / "data", comp.default_config())
 
 
+def test_a_declared_date_column_that_is_not_dates_names_the_file(tmp_path):
+    (tmp_path / "data").mkdir()
+    bike_like(tmp_path / "data")
+    for name in ("train.csv", "test.csv"):
+        table = pd.read_csv(tmp_path / "data" / name)
+        table.assign(when="soon").to_csv(tmp_path / "data" / name, index=False)
+    comp = competition_from_toml(write_toml(tmp_path, "bike", BIKE.replace('target = "count"',
+                                                                           'target = "count"\ndates = ["when"]')))
+    with pytest.raises(HarnessError, match=r"data/train.csv: column when has 600 unparseable or empty date"):
+        comp.load(tmp_path / "data", comp.default_config())
+
+
 def test_a_binary_task_with_three_target_values_says_what_to_declare(tmp_path):
     (tmp_path / "data").mkdir()
     otto_like(tmp_path / "data")

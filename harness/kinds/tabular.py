@@ -203,7 +203,8 @@ class TabularCompetition(TabularModels):
                                f"its columns: {', '.join(map(str, test.columns))}")
         types = infer_columns(train, test, [d["target"]], d["id"], d["drop"], d["categorical"], d["continuous"],
                               d["dates"], d["max_card"], source=str(data_dir / d["train"]))
-        train, test, cat_cols, cont_cols = self.expand_dates(train, test, types)
+        train, test, cat_cols, cont_cols = self.expand_dates(train, test, types,
+                                                             (data_dir / d["train"], data_dir / d["test"]))
         target, classes = self.encode_target(raw_target, config, data_dir / d["train"])
         test_ids = None
         if test is not None:
@@ -218,16 +219,17 @@ class TabularCompetition(TabularModels):
         return frame
 
     @staticmethod
-    def expand_dates(train, test, types: ColumnTypes):
-        """Date columns replaced by their parts (fastai's add_datepart), typed as categories or numbers."""
+    def expand_dates(train, test, types: ColumnTypes, sources=("train", "test")):
+        """Date columns replaced by their parts (fastai's add_datepart), typed as categories or numbers;
+        ``sources`` name the two tables in an error (their files)."""
         from harness.data.dates import add_date_parts, parse_dates
 
         cat_cols, cont_cols = list(types.categorical), list(types.continuous)
         frames = [f for f in (train, test) if f is not None]
         frames = [f.copy() for f in frames] if types.dates else frames
         for col in types.dates:
-            for f in frames:  # parsed once; the parts of train and test then agree on having times of day
-                f[col] = parse_dates(f, col, source=col)
+            for f, source in zip(frames, sources):  # parsed once: the parts of train and test agree on times of day
+                f[col] = parse_dates(f, col, source=source)
             with_time = any(bool((f[col] != f[col].dt.normalize()).any()) for f in frames)
             before = set(frames[0].columns)
             for f in frames:
