@@ -232,8 +232,11 @@ def test_sample_submission_with_an_unknown_breed(dogs, train_fails):
 
 def test_sample_submission_with_breeds_out_of_order(dogs, train_fails):
     frame = sample(dogs)
-    frame[["id", *reversed(frame.columns[1:])]].to_csv(dogs / "sample_submission.csv", index=False)
-    assert "in sorted order" in train_fails()
+    breeds = list(frame.columns[1:])
+    frame[["id", *reversed(breeds)]].to_csv(dogs / "sample_submission.csv", index=False)
+    message = train_fails()
+    assert f"in sorted order; column 2 is {breeds[-1]!r} where {breeds[0]!r} belongs" in message
+    assert "missing []" not in message
 
 
 def test_sample_submission_with_a_duplicate_id(dogs, train_fails):

@@ -308,9 +308,15 @@ class ImageClassification(KindCompetition):
             if sample.columns[0] != id_col or columns != classes:
                 missing, extra = sorted(set(classes) - set(columns)), sorted(set(columns) - set(classes))
                 source = d["labels"] if self.layout(data_dir, d) == "labels-csv" else f"{d['images']}/"
+                if sample.columns[0] != id_col:
+                    found = f"its first column is {sample.columns[0]!r}"
+                elif missing or extra:
+                    found = f"missing {missing[:3]}, unknown {extra[:3]}"
+                else:  # the same classes in another order
+                    first = next(i for i, (a, b) in enumerate(zip(columns, classes)) if a != b)
+                    found = f"column {first + 2} is {columns[first]!r} where {classes[first]!r} belongs"
                 raise HarnessError(f"{sample_path}: its columns should be {id_col} then the {len(classes)} "
-                                   f"{self.class_noun}s of {source} in sorted order; missing {missing[:3]}, "
-                                   f"unknown {extra[:3]}")
+                                   f"{self.class_noun}s of {source} in sorted order; {found}")
             # Kaggle's sample holds numbers in every cell; a blank one is a cut file, or not a sample.
             sample = read_table(sample_path, numeric=tuple(columns), dtype={id_col: str})
             check_ids(sample, sample_path, id_col)
