@@ -140,6 +140,13 @@ def test_devices_are_read_as_gpus_cpus_or_a_count():
         parse_devices("tpu,0")
 
 
+@pytest.mark.parametrize("command", [["train", "movielens", "--folds", "2"], ["tune", "movielens", "--trials", "1"]])
+def test_an_empty_devices_option_is_refused_not_taken_as_none(cli_run, workspace, command):
+    out = cli_run(*command, "--devices", "", expect=2).output
+    assert out.startswith("error: --devices '': give devices such as 0,1") and len(out.strip().splitlines()) == 1
+    assert not (workspace / "runs").exists()
+
+
 # ---------------------------------------------------------------------------- two processes
 def validate_in_two_processes():
     """Rank r's view of one model validated on 1001 rows (uneven blocks), and lr_find's refusal."""

@@ -55,7 +55,7 @@ def train(ctx, name, config_file, overrides, epochs, lr, schedule, pretrained, n
     if nproc and nproc > 1 and devices:
         raise HarnessError("--nproc trains one model in several processes, --devices spreads fold models over "
                            "devices; give one")
-    device_list = parse_devices(devices) if devices else None
+    device_list = parse_devices(devices) if devices is not None else None
 
     def resolve():
         """What to train: (config, run id to resume or None, K-fold?); None when nothing is left to do."""

@@ -62,7 +62,7 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
         raise HarnessError(f"--heartbeat {heartbeat}: give a number of seconds of at least 1")
     if export_path and Path(export_path).is_dir():
         raise HarnessError(f"--export {export_path} is a folder; give a file name such as best.toml")
-    device_list = parse_devices(devices) if devices else None
+    device_list = parse_devices(devices) if devices is not None else None
     from harness.workspace import data_dir_for
     from harness.tune import export, report, study as studies
 
