@@ -292,6 +292,25 @@ def test_echo_prints_one_summary_line(capsys):
     assert "valid loss" in out[0] and "roc_auc" in out[0]
 
 
+def test_an_alarm_that_rings_inside_lightgbm_stops_the_fit_at_the_next_round(monkeypatch):
+    """A signal is handled just after a C call returns, i.e. nearly always inside LightGBM's Python code, where
+    the alarm must not raise; it waited for a ring to land outside by chance (seconds on a busy machine). Here
+    every ring lands inside: the round callback must raise the deferred exception, promptly."""
+    import time
+
+    from harness.auto import session
+
+    monkeypatch.setattr(session, "inside_uninterruptible", lambda frame: True)
+    train, valid = make_data("regression", n=3000)
+    learn = make("regression", train, valid, {"n_estimators": 1_000_000, "early_stopping_rounds": 0,
+                                              "learning_rate": 1e-4})
+    started = time.monotonic()
+    with pytest.raises(session.BudgetSpent):
+        with session.alarm(0.3):
+            learn.fit()
+    assert time.monotonic() - started < 5  # without the deferral: a million rounds, minutes
+
+
 def test_an_interrupted_fit_frees_its_booster_at_once_never_later_in_the_garbage_collector():
     """A budget's alarm stops a fit inside lgb.train. The error's traceback must not keep the half-trained
     booster alive: freed later by the garbage collector, after its datasets, it reads freed memory (a heap

@@ -33,6 +33,7 @@ from harness.auto.state import Session
 from harness.config.loading import config_hash
 from harness.errors import HarnessError
 from harness.runs.folder import Run
+from harness.train import interrupts
 from harness.tune import DEFAULT_HEARTBEAT
 
 MAX_MEMBERS = 8  # runs in the ensemble at most
@@ -139,10 +140,12 @@ def alarm(seconds: float | None):
         return
 
     def ring(signum, frame):
+        spent = BudgetSpent(f"the budget ran out during this trial (after {plan.format_seconds(seconds)})")
         if inside_uninterruptible(frame):
-            signal.setitimer(signal.ITIMER_REAL, 0.005, 1.0)  # again in 5 ms, once out of it
+            interrupts.defer(spent)  # raised by LightGBM's next round callback
+            signal.setitimer(signal.ITIMER_REAL, 0.005, 1.0)  # or again in 5 ms, should it be out by then
             return
-        raise BudgetSpent(f"the budget ran out during this trial (after {plan.format_seconds(seconds)})")
+        raise spent
 
     old = signal.signal(signal.SIGALRM, ring)
     # It rings again every second until the block ends: Python swallows an exception raised while a
@@ -153,6 +156,7 @@ def alarm(seconds: float | None):
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, old)
+        interrupts.clear()
 
 
 class Started:

@@ -24,6 +24,7 @@ from harness.errors import HarnessError
 from harness.progress import echo as echo_line
 from harness.progress import progress_bar
 from harness.scoring.tasks import OUTPUT_SCALES, Task, get_task
+from harness.train import interrupts
 from harness.workspace import atomic_path
 
 # The config's [gbm] table and its defaults.
@@ -180,6 +181,7 @@ class _RoundWatcher:
         self.best, self.best_round, self.best_result = None, 0, []
 
     def __call__(self, env):
+        interrupts.raise_deferred()  # between rounds: safe to cut (a budget's alarm that rang inside LightGBM)
         losses = {name: float(value) for name, _, value, _ in env.evaluation_result_list}
         self.curves.append(losses)
         self.bar.update()
