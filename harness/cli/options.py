@@ -4,10 +4,9 @@ Paths are plain strings here: the harness checks them itself, so a wrong one is 
 naming it (click's own checks print a usage block instead). Numbers are checked as they are parsed
 (`Number`), with the same one line.
 """
-import math
-
 import click
 
+from harness.config.schema import Num
 from harness.errors import HarnessError
 
 
@@ -17,6 +16,7 @@ class Number(click.ParamType):
 
     def __init__(self, kind=float, low=None, high=None):
         self.kind, self.low, self.high = kind, low, high
+        self.rule = Num(low, high, whole=kind is int)  # the config keys' own check: finite, whole, in range
         self.name = "integer" if kind is int else "float"  # the metavar in --help
 
     def wanted(self) -> str:
@@ -34,9 +34,7 @@ class Number(click.ParamType):
             number = self.kind(value)
         except (TypeError, ValueError):
             number = None
-        # nan and inf pass any range check (or no check at all), so they are refused by name.
-        if (number is None or not math.isfinite(number) or (self.low is not None and number < self.low)
-                or (self.high is not None and number > self.high)):
+        if number is None or self.rule.problem("", number):
             raise HarnessError(f"{param.opts[0] if param else 'value'} {value}: give {self.wanted()}")
         return number
 
