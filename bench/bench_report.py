@@ -37,13 +37,22 @@ def relative(path: str) -> str:
 
 
 def cpu_model() -> str:
+    """The CPU's name, family and model numbers, and the vector instructions torch uses on it. A network's
+    figures (not LightGBM's) differ between CPU models that all say "Intel(R) Xeon(R) Processor": torch picks
+    other kernels (AMX, AVX-512), whose float rounding differs, and training amplifies that."""
+    import torch
+
+    fields = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    name = fields.get("model name") or platform.processor() or "unknown"
+    numbers = f"family {fields['cpu family']} model {fields['model']}, " if "model" in fields else ""
+    amx = ", AMX" if "amx_tile" in fields.get("flags", "").split() else ""  # oneDNN's matrix units
+    return f"{name} ({numbers}torch kernels {torch.backends.cpu.get_cpu_capability()}{amx})"
 
 
 def git_state(paths=("harness", "plugins", "competitions", "bench")) -> str:

@@ -3,7 +3,8 @@ any of them earns a change of default.
 
 `bench/tune_rossmann.py` searched the rates, dropouts and sizes (30 trials; none beat the default on the
 tuning window). This script tries what that search space leaves out: more epochs, other batch sizes
-(with epochs to match), batch norm, fastai's embedding-width rule and no weather columns (config keys);
+(with epochs to match), batch norm, fastai's embedding-width rule, continuous inputs as normal scores of
+their training quantiles and no weather columns (config keys);
 and three changes no config key makes, written here as subclasses of the competition: training on the
 metric itself (RMSPE's squared relative error, alone or added to the squared log error), training only on
 the rows whose recent sales level reads a full year, and Customers as a second target the network
@@ -152,6 +153,7 @@ def variants(config) -> dict[str, tuple[dict, type]]:
                                             TuningWindow),
         "batch norm": ({"model.batchnorm": True}, TuningWindow),
         "fastai embedding widths": ({"model.emb_rule": "fastai"}, TuningWindow),
+        "quantile scaling": ({"model.cont_scaling": "quantile"}, TuningWindow),
         "no weather columns": ({"data.cat_cols": without(config["data"]["cat_cols"], weather),
                                 "data.cont_cols": without(config["data"]["cont_cols"], weather)}, TuningWindow),
         "loss: squared relative error": ({}, RelativeErrorLoss),

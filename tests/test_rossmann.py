@@ -327,6 +327,15 @@ def test_config_overrides_shape_the_model(data):
     assert lo == 0 and hi == pytest.approx(np.log(1.2 * raw.train["Sales"].max()))
 
 
+def test_cont_scaling_chooses_how_the_continuous_columns_reach_the_network(data):
+    comp = Rossmann()
+    raw = comp.load(data, comp.default_config())
+    for scaling in ("standard", "quantile"):
+        config = apply_overrides(comp.default_config(), {"model.cont_scaling": scaling, "train.batch_size": 64})
+        state = comp.prepare(raw, config).state
+        assert all(("quantiles" in spec) == (scaling == "quantile") for spec in state["conts"].values())
+
+
 def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspace, cli_run):
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.events=["Promo", "Sunny"]', expect=2)
     assert "config: data.events[1] = 'Sunny' must be one of Promo, StateHoliday, SchoolHoliday, Closed (--set)" in result.output

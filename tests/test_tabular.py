@@ -63,6 +63,45 @@ def test_continuous_medians_flags_and_statistics_come_from_train_only(frames):
     assert te.conts.shape[1] == tr.conts.shape[1]
 
 
+def test_quantile_scaling_gives_normal_scores_of_the_training_quantiles_as_scikit_learn_does():
+    from scipy.stats import norm
+    from sklearn.preprocessing import QuantileTransformer
+
+    rng = np.random.default_rng(0)
+    train = pd.DataFrame({"dist": rng.lognormal(5, 2, 5000), "flag": rng.integers(0, 2, 5000).astype(float),
+                          "capped": np.minimum(rng.integers(0, 100, 5000), 60).astype(float)})
+    test = pd.DataFrame({"dist": [3.0, 50.0, 150.0, 1e9], "flag": [0.0, 1.0, 0.0, 1.0], "capped": [0.0, 30.0, 60.0, 99.0]})
+    state = fit_tabular(train, [], list(train.columns), scaling="quantile")
+    reference = QuantileTransformer(n_quantiles=1000, output_distribution="normal").fit(train[["dist"]])
+    inside = test["dist"] < train["dist"].max()
+    np.testing.assert_allclose(transform_tabular(train, state).conts[:, 0], reference.transform(train[["dist"]])[:, 0],
+                               atol=1e-4)
+    np.testing.assert_allclose(transform_tabular(test[inside], state).conts[:, 0],
+                               reference.transform(test.loc[inside, ["dist"]])[:, 0], atol=1e-4)
+    scores = transform_tabular(test, state).conts
+    assert scores[3, 0] == pytest.approx(5.2, abs=0.01)  # beyond every training value: bounded, not 1e9's z-score
+    # A run of tied training values gets its middle quantile (scikit-learn puts the lowest and highest
+    # runs at ±5.2 instead: a 0/1 column would become ±5.2).
+    zeros = (train["flag"] == 0).mean()
+    np.testing.assert_allclose(scores[:2, 1], norm.ppf([zeros / 2, zeros + (1 - zeros) / 2]), atol=0.01)
+    at_cap = (train["capped"] == 60).mean()
+    assert scores[2, 2] == pytest.approx(norm.ppf(1 - at_cap / 2), abs=0.01)
+
+
+def test_quantile_scaling_keeps_the_median_fill_and_missing_flags_and_survives_json(frames):
+    train, test = frames
+    state = fit_tabular(train, ["color"], ["dist", "temp"], scaling="quantile")
+    assert cont_names(state) == ["dist", "temp", "dist_na"]
+    tr, te = transform_tabular(train, state), transform_tabular(test, state)
+    assert tr.conts[1, 0] == pytest.approx(0, abs=1e-6)  # the missing dist is the median: quantile 0.5, score 0
+    assert tr.conts[:, 2].tolist() == [0, 1, 0, 0, 0]
+    assert np.all(np.diff(tr.conts[[0, 2, 3, 4], 0]) > 0)  # order kept: 1 < 3 < 5 < 100
+    again = transform_tabular(test, json.loads(json.dumps(state)))
+    np.testing.assert_array_equal(te.conts, again.conts)
+    with pytest.raises(HarnessError, match="scaling 'rank'.*standard, quantile"):
+        fit_tabular(train, [], ["dist"], scaling="rank")
+
+
 def test_state_survives_json_and_reapplies_unchanged(frames):
     train, test = frames
     state = fit_tabular(train, ["color", "year"], ["dist", "temp"])

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from harness.config.loading import apply_overrides
 from harness.errors import HarnessError
 from harness.kinds import competition_from_toml
 from harness.runs import runner
@@ -257,7 +258,6 @@ def test_a_label_submission_uses_the_threshold_chosen_on_out_of_fold_predictions
 def test_a_mean_of_single_split_runs_takes_its_label_threshold_from_their_validation_rows(tmp_path):
     from scipy.special import expit
 
-    from harness.config.loading import apply_overrides
     from harness.kinds.tabular_submission import label_threshold
     from harness.tune.blend import blend_holdout_runs
 
@@ -302,6 +302,23 @@ def test_a_binary_task_with_three_target_values_says_what_to_declare(tmp_path):
                                             .replace('"log_loss"', '"roc_auc"')))
     with pytest.raises(HarnessError, match="a binary target has two values; target has 3"):
         comp.load(tmp_path / "data", comp.default_config())
+
+
+def test_quantile_scaling_is_a_config_key_that_reaches_the_network_and_is_checked(bike, tmp_path):
+    comp, data = bike
+    standard = comp.default_config()
+    assert standard["model"]["cont_scaling"] == "standard"  # not measured on any benchmark: the lesson's
+    quantile = apply_overrides(standard, ["model.cont_scaling=quantile"])
+    raw = comp.load(data, quantile)
+    prepared = {name: comp.prepare(raw, cfg) for name, cfg in (("standard", standard), ("quantile", quantile))}
+    assert "quantiles" in prepared["quantile"].state["conts"]["temp"]
+    assert "quantiles" not in prepared["standard"].state["conts"]["temp"]
+    temp = raw.cont_cols.index("temp")
+    uniform = prepared["quantile"].train_dl.inputs[1][:, temp].numpy()
+    assert abs(float(np.mean(np.abs(uniform) < 0.6745)) - 0.5) < 0.05  # normal scores: half within the quartiles
+    body = BIKE.replace("[submission]", '[model]\ncont_scaling = "rank"\n[submission]')
+    with pytest.raises(HarnessError, match=r"model.cont_scaling = 'rank' must be one of .*bike2.toml"):
+        competition_from_toml(write_toml(tmp_path, "bike2", body)).default_config()
 
 
 def test_a_bad_key_in_the_toml_is_one_line_naming_the_file(tmp_path):

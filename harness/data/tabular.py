@@ -5,8 +5,11 @@ Fitted on the training rows only, then applied unchanged to validation and test 
 - categorical columns become integer codes 1..n in sorted order of the training values; 0 is kept
   for a missing value and for a category never seen in training (its embedding row learns "unknown");
 - continuous columns: a missing value becomes the training median, and a ``<col>_na`` column (0/1)
-  flags it, for every column that had missing values in training; then (x - mean) / std with the
-  training statistics; everything float32.
+  flags it, for every column that had missing values in training; then either (x - mean) / std with
+  the training statistics (``scaling="standard"``, the lesson's), or the value's quantile among the
+  training values mapped to a standard normal (``"quantile"``, the "rank-gauss" of tabular Kaggle
+  entries, as scikit-learn's QuantileTransformer): skewed columns and outliers then reach the network
+  on one bounded scale; everything float32.
 
 The fitted state is a plain dict of lists and numbers, so it is saved as JSON with the run.
 """
@@ -45,9 +48,18 @@ def _check_columns(frame: pd.DataFrame, columns, source: str) -> None:
         raise HarnessError(f"{source}: missing column(s) {', '.join(missing)} that the preprocessing needs")
 
 
-def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data", rows=None) -> dict:
+SCALINGS = ("standard", "quantile")
+N_QUANTILES = 1000  # QuantileTransformer's default: finer steps change nothing a network can use
+QUANTILE_BOUND = 1e-7  # a value beyond every training value maps to this quantile's normal score, about ±5.2
+
+
+def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data", rows=None,
+                scaling: str = "standard") -> dict:
     """Learn category codes, medians and normalisation statistics from the training rows:
-    all of ``frame``, or those where the boolean array ``rows`` is true (saves copying a big frame)."""
+    all of ``frame``, or those where the boolean array ``rows`` is true (saves copying a big frame).
+    ``scaling``: how continuous columns are normalised (see the module's docstring)."""
+    if scaling not in SCALINGS:
+        raise HarnessError(f"continuous scaling {scaling!r}: use one of {', '.join(SCALINGS)}")
     _check_columns(frame, [*cat_cols, *cont_cols], source)
     pick = (lambda a: a) if rows is None else (lambda a: a[np.asarray(rows, dtype=bool)])
     cats = {}
@@ -67,6 +79,9 @@ def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "trainin
         std = float(filled.std())
         conts[col] = {"median": median, "na": bool(missing.any()), "mean": float(filled.mean()),
                       "std": std if std > 0 else 1.0}
+        if scaling == "quantile":
+            levels = np.linspace(0, 1, min(N_QUANTILES, len(filled)))
+            conts[col]["quantiles"] = [float(q) for q in np.quantile(filled, levels)]
     return {"cat_cols": list(cat_cols), "cont_cols": list(cont_cols), "cats": cats, "conts": conts}
 
 
@@ -97,10 +112,26 @@ def transform_tabular(frame: pd.DataFrame, state: dict, source: str = "data") ->
         spec = state["conts"][col]
         values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=np.float64)
         missing = np.isnan(values)
-        conts[:, j] = (np.where(missing, spec["median"], values) - spec["mean"]) / spec["std"]
+        filled = np.where(missing, spec["median"], values)
+        if "quantiles" in spec:  # states saved before quantile scaling existed have none: standard
+            conts[:, j] = normal_scores(filled, np.asarray(spec["quantiles"]))
+        else:
+            conts[:, j] = (filled - spec["mean"]) / spec["std"]
         if spec["na"]:
             conts[:, len(state["cont_cols"]) + flagged.index(col)] = missing
     return TabularArrays(cats, conts)
+
+
+def normal_scores(values: np.ndarray, quantiles: np.ndarray) -> np.ndarray:
+    """Each value's quantile among the training values (``quantiles`` at evenly spaced levels), as a
+    standard normal score. Interpolating up and down and averaging gives a run of tied training values
+    (a capped or 0/1 column) its middle quantile, as QuantileTransformer does."""
+    from scipy.special import ndtri  # the inverse of the normal CDF
+
+    levels = np.linspace(0, 1, len(quantiles))
+    up = np.interp(values, quantiles, levels)
+    down = -np.interp(-values, -quantiles[::-1], -levels[::-1])
+    return ndtri(np.clip((up + down) / 2, QUANTILE_BOUND, 1 - QUANTILE_BOUND))
 
 
 # ---------------------------------------------------------------------- embedding sizes

@@ -19,6 +19,7 @@ from harness.config.schema import (COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE
                                    Table, Text)
 from harness.data.columns import CATEGORICAL_DATE_PARTS, ColumnTypes, infer_columns
 from harness.data.files import read_table
+from harness.data.tabular import SCALINGS
 from harness.data.targets import TARGET_TRANSFORMS, forward_transform, inverse_transform, natural_key
 from harness.errors import HarnessError
 from harness.host.competition import Predictions, Prepared
@@ -42,7 +43,7 @@ DEFAULTS = {
                    "nonnegative": False},
     "model": {"kind": "nn", "layers": [200, 100], "dropouts": [0.001, 0.01], "emb_drop": 0.04,
               "emb_rule": "fastai", "emb_multiplier": 1.0, "layer_scale": 1.0, "dropout_scale": 1.0,
-              "batchnorm": True},
+              "batchnorm": True, "cont_scaling": "standard"},
     "gbm": dict(GBM_DEFAULTS),
     "train": {"epochs": 6, "lr": 0.005, "schedule": "one-cycle", "pct_start": 0.25, "wd": 0.01,
               "batch_size": 256, "clip": 0.0, "early_stopping_patience": 0, "mixed_precision": "auto"},
@@ -77,6 +78,7 @@ class TabularModels(KindCompetition):
     task = get_task("regression")
     config_schema = {
         "model.kind": Choice("nn", "gbm"),
+        "model.cont_scaling": Choice(*SCALINGS),
         "gbm.n_estimators": COUNT, "gbm.learning_rate": Num(0, lo_open=True), "gbm.num_leaves": Num(2, whole=True),
         "gbm.min_child_samples": OPTIONAL_COUNT, "gbm.feature_fraction": Num(0, 1, lo_open=True),
         "gbm.bagging_fraction": Num(0, 1, lo_open=True), "gbm.bagging_freq": OPTIONAL_COUNT,
@@ -86,7 +88,8 @@ class TabularModels(KindCompetition):
     }
 
     def kind_defaults(self) -> dict:
-        return {"model": {"kind": "nn"}, "gbm": dict(GBM_DEFAULTS)}
+        """What a config written before a key existed trains with, as it did then."""
+        return {"model": {"kind": "nn", "cont_scaling": "standard"}, "gbm": dict(GBM_DEFAULTS)}
 
     def n_outputs(self, state) -> int:
         return len(state["classes"]) if self.task.kind == "multiclass" else 1
@@ -329,7 +332,7 @@ class TabularCompetition(TabularModels):
         mask = np.zeros(len(raw.train), dtype=bool)
         mask[train_rows] = True
         state = fit_tabular(raw.train, raw.cat_cols, raw.cont_cols, source=str(raw.data_dir / config["data"]["train"]),
-                            rows=mask)
+                            rows=mask, scaling=config["model"]["cont_scaling"])
         state["classes"] = list(raw.classes)
         if self.task.kind == "regression":
             y = raw.target[train_rows].astype(np.float64)
