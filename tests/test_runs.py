@@ -141,6 +141,40 @@ def test_run_without_resume_is_refused_instead_of_training_a_new_run(cli_run, wo
     assert len(runs_of(workspace)) == 1
 
 
+def test_a_run_folder_without_its_model_is_listed_as_incomplete_not_finished(cli_run, workspace, data):
+    """A folder's name says finished; a copy without model.pt (or a .partial renamed by hand) is not."""
+    import shutil
+
+    cli_run("train", "movielens", "--epochs", "1")
+    (run,) = runs_of(workspace)
+    copy = run.dir.with_name("copied")
+    shutil.copytree(run.dir, copy)
+    (copy / "model.pt").unlink()
+    rows = {line.split()[1]: line for line in cli_run("runs", "movielens").output.splitlines()[1:]}
+    assert rows[run.id].endswith("  finished")
+    assert rows["copied"].endswith("  incomplete (no model.pt)"), rows["copied"]
+    out = cli_run("predict", "movielens", "--run", "copied", expect=2).output
+    assert f"{copy / 'model.pt'} is missing: run copied is incomplete" in out and "--resume" not in out
+
+
+def test_a_k_fold_run_needs_every_folds_model_and_a_blend_none_of_its_own(tmp_path):
+    base = tmp_path / "runs" / "movielens"
+    k_fold = Run(base / "kfold")
+    (k_fold.dir / "fold-0").mkdir(parents=True)
+    (k_fold.dir / "fold-1").mkdir()
+    (k_fold.dir / "folds.csv").write_text("row,fold\n0,0\n1,1\n")
+    (k_fold.dir / "fold-0" / "model.pt").write_bytes(b"weights")
+    assert k_fold.status() == "incomplete (no summary.json)"  # a .partial K-fold run renamed by hand
+    k_fold.save_summary({"folds": 2, "primary_score": 0.9})
+    assert k_fold.status() == "incomplete (no fold-1/model.pt)"
+    (k_fold.dir / "fold-1" / "model.pt").write_bytes(b"weights")
+    assert k_fold.status() == "finished"
+    blend = Run(base / "blend")
+    blend.dir.mkdir()
+    blend.save_summary({"kind": "blend", "primary_score": 0.9})
+    assert blend.status() == "finished"
+
+
 def test_runs_of_an_unknown_competition_is_an_error(cli_run):
     out = cli_run("runs", "nope", expect=2).output
     assert "unknown competition 'nope'" in out

@@ -1,7 +1,8 @@
 """Run folders: everything one training run leaves behind, under <workspace>/runs/<competition>/<id>/.
 
 A run is built in ``<id>.partial/`` and renamed to ``<id>/`` only when it is complete, so a folder
-without the suffix always holds a finished run. A run that raised keeps its ``.partial`` folder with
+without the suffix holds a finished run, unless someone renamed or copied it without its model file:
+that one is listed as incomplete. A run that raised keeps its ``.partial`` folder with
 ``failed.json`` (the error), and can be resumed from its last checkpoint; ``--run latest`` never
 picks an unfinished run.
 
@@ -29,6 +30,8 @@ PARTIAL = ".partial"  # the suffix of a run folder still being built
 FAILED_FILE = "failed.json"
 # Exceptions that stop a run on purpose rather than by a fault, by class name (no optuna import here).
 STOPPED_BY = {"KeyboardInterrupt": "interrupted", "TrialPruned": "pruned"}
+# Summary kinds of runs that combine other runs' predictions: their models are their members'.
+BLEND_KINDS = ("blend", "ensemble")
 
 
 @dataclass
@@ -49,13 +52,29 @@ class Run:
         return self.dir.parent / self.id
 
     def status(self) -> str:
-        """finished; failed (it raised: failed.json says why), interrupted (Ctrl-C) or pruned (a tuning
-        trial stopped early); or unfinished (killed, or still running)."""
+        """finished, or incomplete (no model.pt) for a folder renamed or copied without its model; failed
+        (it raised: failed.json says why), interrupted (Ctrl-C) or pruned (a tuning trial stopped early);
+        or unfinished (killed, or still running)."""
         if self.finished:
-            return "finished"
+            missing = self.missing_model()
+            return f"incomplete (no {missing})" if missing else "finished"
         if not self.path(FAILED_FILE).exists():
             return "unfinished"
         return STOPPED_BY.get(self.failure().get("type"), "failed")
+
+    def missing_model(self) -> str | None:
+        """The model file a run lacks, relative to its folder (``model.pt``; for a K-fold run its folds',
+        ``fold-1/model.pt``), or None. The folder's name alone cannot tell: a ``.partial`` folder renamed by
+        hand, or a run copied without its weights, looks finished. A blend has no model of its own."""
+        summary = self.summary()
+        if summary.get("kind") in BLEND_KINDS:
+            return None
+        if not self.path("folds.csv").is_file():
+            return None if self.path("model.pt").is_file() else "model.pt"
+        if "folds" not in summary:  # written last, with the fold count: the K-fold run never finished
+            return "summary.json"
+        models = [f"fold-{i}/model.pt" for i in range(int(summary["folds"]) * int(summary.get("repeats", 1)))]
+        return next((name for name in models if not self.path(name).is_file()), None)
 
     def failure(self) -> dict:
         path = self.path(FAILED_FILE)

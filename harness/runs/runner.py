@@ -170,6 +170,9 @@ def load_learner(competition: Competition, run: Run, device=None) -> Learner:
                         layer_groups=competition.layer_groups(model), device=device)
     weights = run.path("model.pt")
     if not weights.is_file():
+        if run.finished:  # --resume would call it finished: its folder was renamed or copied without the file
+            raise HarnessError(f"{weights} is missing: run {run.id} is incomplete (its folder was renamed or copied "
+                               f"without it); copy model.pt back, or train again with `harness train {competition.name}`")
         raise HarnessError(f"{weights} is missing; the run did not finish (resume it with --resume)")
     try:
         learn.load_model(weights)
