@@ -749,3 +749,25 @@ def test_negative_counts_to_submit_and_leaderboard_are_named(kaggle, cli_run, wo
     make_run(workspace)
     assert expected in error_line(cli_run(*args, expect=2))
     assert kaggle.calls == []
+
+
+@pytest.mark.parametrize("name, column, value, expected", [
+    ("movielens", "rating", "abc", "non-numeric prediction values in ['rating']: 1 row(s), first 'abc' at data row 1"),
+    ("rossmann", "Sales", -5.0, "values must lie in [0.0, inf]; found -5"),
+])
+def test_a_faulty_submission_names_its_file_once(cli_run, workspace, name, column, value, expected):
+    """The competition's check calls the table it checks "submission" (or "rossmann submission"); submit
+    names the file in that label's place, not before it ("submission.csv: submission: ...")."""
+    from harness.host.plugins import get_competition
+
+    cli_run("data", name, "--sample")
+    data = workspace / "data" / name
+    answers = pd.read_csv(data / ("solution.csv" if name == "movielens" else "sample_submission.csv"))
+    run = Run.create(workspace, name)
+    run.save_config(get_competition(name).default_config())
+    write_json(run.path("summary.json"), {"primary_metric": "rmse", "primary_score": 0.9, "direction": "minimize"})
+    bad = answers.astype({column: object})
+    bad.loc[0, column] = value
+    write_csv(run.path("submission.csv"), bad)
+    line = error_line(cli_run("submit", name, "--run", run.id, "--dry-run", expect=2))
+    assert line.startswith(f"error: {run.path('submission.csv')}: {expected}"), line

@@ -91,6 +91,16 @@ def read_answers(competition, raw, path: Path, columns: list) -> pd.DataFrame:
     return answers
 
 
+def about_file(message: str, competition, path: Path) -> str:
+    """A ``check_submission`` message, naming ``path``. The check was handed a table, not a file, so it may
+    call it "submission: ..." or "NAME submission: ..."; the path takes that label's place rather than
+    standing before it ("submission.csv: submission: ...")."""
+    for label in ("submission: ", f"{competition.name} submission: "):
+        if message.startswith(label):
+            return f"{path}: {message.removeprefix(label)}"
+    return f"{path}: {message}"
+
+
 def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.DataFrame, dict, pd.DataFrame | None]:
     """Every check we can make before uploading; HarnessError naming the file and the fault.
 
@@ -102,7 +112,7 @@ def validate(competition, run: Run, data_dir: Path, path: Path) -> tuple[pd.Data
     try:
         competition.check_submission(submission, raw)
     except HarnessError as exc:
-        raise HarnessError(f"{path}: {exc}") from None
+        raise HarnessError(about_file(str(exc), competition, path)) from None
     answers = None
     solution = solution_path(competition, data_dir)
     if competition.kaggle_slug is None and solution.exists():
