@@ -306,3 +306,24 @@ def test_lr_find_sweep_options_are_one_error_line_and_no_plot(cli_run, workspace
     assert result.output.strip().splitlines() == [result.output.strip()]  # one line: no warnings, no "suggested lr"
     assert result.output.startswith(f"error: {message}"), result.output
     assert not (workspace / "lr_find").exists()
+
+
+@pytest.mark.parametrize("competition, setting, message", [
+    ("rossmann", "model.dropouts=0.5", "config: model.dropouts = 0.5 must be a list (--set)"),
+    ("rossmann", "model.dropouts=1.5", "config: model.dropouts = 1.5 must be a list (--set)"),
+    ("rossmann", "model.layers=100", "config: model.layers = 100 must be a list (--set)"),
+    ("dog-breeds", "model.ps=1.5", "config: model.ps = 1.5 must be in [0, 1) (--set)"),  # one value will do
+])
+def test_a_bare_value_for_a_list_key_names_the_key_not_an_entry(cli_run, workspace, competition, setting, message):
+    """It was taken as a one-entry list: refused as model.ps[0], or (0.5) passed to fail later as
+    "model.dropouts has 1 values for 2 model.layers", after the data was read."""
+    result = cli_run("train", competition, "--set", setting, expect=2)
+    assert result.output.strip() == f"error: {message}"
+    assert not (workspace / "runs").exists()
+
+
+def test_one_value_where_the_rule_allows_it_stays_one_value_and_other_lists_want_a_list():
+    config = get_competition("dog-breeds").default_config()
+    assert apply_overrides(config, ["model.ps=0.3"])["model"]["ps"] == 0.3  # one dropout for every layer
+    with pytest.raises(HarnessError, match=r"^--set model.sizes=3: expected a list like \[1, 2\], got a whole number$"):
+        apply_overrides({"model": {"sizes": [1, 2]}}, ["model.sizes=3"])  # a plugin's key without a rule

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomli_w
 
-from harness.config.schema import SCHEMA, check_value, problems, rules_for
+from harness.config.schema import SCHEMA, check_value, problems, rule_for, rules_for
 from harness.errors import HarnessError
 
 
@@ -116,7 +116,9 @@ TYPE_NAMES = {bool: "true or false", int: "a whole number", float: "a number", s
               dict: "a table"}
 
 
-def _coerce(key: str, value, default):
+def _coerce(key: str, value, default, rule=None):
+    """``value`` in the type of ``default``; ``rule`` (the key's schema rule, if any) judges a bare value
+    given for a list."""
     if isinstance(default, bool):
         if isinstance(value, bool):
             return value
@@ -129,10 +131,10 @@ def _coerce(key: str, value, default):
     elif isinstance(default, str):
         return value if isinstance(value, str) else str(value)
     elif isinstance(default, list):
-        if isinstance(value, list):
+        # A bare value is not made a one-entry list: where one value will do (model.ps), the key's rule
+        # accepts it; where it will not, the rule names the key ("must be a list"), not an entry [0].
+        if isinstance(value, list) or rule is not None:
             return value
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return [value]
     elif isinstance(default, dict):
         raise HarnessError(f"--set {key}: {key!r} is a section; set one of its keys, e.g. {key}.{next(iter(default), 'name')}=...")
     else:
@@ -150,8 +152,9 @@ def _coerce(key: str, value, default):
 HOST_KEYS = {key for key in SCHEMA if key.startswith("validation.") and "*" not in key}
 
 
-def set_value(config: dict, key: str, value) -> None:
-    """Set ``section.key`` in place, checking that the key exists (or is one of HOST_KEYS) and the type matches."""
+def set_value(config: dict, key: str, value, rules: dict | None = None) -> None:
+    """Set ``section.key`` in place, checking that the key exists (or is one of HOST_KEYS) and the type matches
+    (``rules``: the schema rules, which the caller checks the value with)."""
     parts = key.split(".")
     if key in HOST_KEYS and parts[-1] not in config.get(parts[0], {}):
         config.setdefault(parts[0], {})[parts[-1]] = value  # checked against its schema rule by the caller
@@ -166,7 +169,7 @@ def set_value(config: dict, key: str, value) -> None:
         section = ".".join(parts[:-1])
         valid = ", ".join(sorted({f"{section}.{k}" for k in node} | {k for k in HOST_KEYS if k.rsplit(".", 1)[0] == section}))
         raise HarnessError(f"--set {key}: unknown key; valid keys here: {valid}")
-    node[leaf] = _coerce(key, value, node[leaf])
+    node[leaf] = _coerce(key, value, node[leaf], rule_for(rules, tuple(parts)) if rules else None)
 
 
 def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict, schema: dict | None = None,
@@ -189,7 +192,7 @@ def apply_overrides(config: dict, overrides: list[str] | tuple[str, ...] | dict,
     rules = rules_for(config, schema)
     source = source or ("override" if isinstance(overrides, dict) else "--set")
     for key, value in items:
-        set_value(config, key, value)
+        set_value(config, key, value, rules)
         found = check_value(rules, key, get(config, key))
         if found:
             raise config_error(*found, source)
