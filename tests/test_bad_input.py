@@ -1,5 +1,6 @@
 """Bad input that is not one competition's: config values out of range (from a TOML file and from
 --set, through the CLI), the schema itself, and messages free of numpy reprs."""
+import gzip
 import subprocess
 import sys
 import tomllib
@@ -327,3 +328,49 @@ def test_one_value_where_the_rule_allows_it_stays_one_value_and_other_lists_want
     assert apply_overrides(config, ["model.ps=0.3"])["model"]["ps"] == 0.3  # one dropout for every layer
     with pytest.raises(HarnessError, match=r"^--set model.sizes=3: expected a list like \[1, 2\], got a whole number$"):
         apply_overrides({"model": {"sizes": [1, 2]}}, ["model.sizes=3"])  # a plugin's key without a rule
+
+
+def _random_bytes_with_tabs(size=4000, seed=0):
+    rng = np.random.default_rng(seed)
+    data = bytearray(rng.integers(0, 256, size, dtype=np.uint8).tobytes())
+    data[::37] = b"\t" * len(data[::37])  # tab-separated fields to pandas' tokenizer
+    return bytes(data)
+
+
+@pytest.mark.parametrize("content, holds", [
+    (_random_bytes_with_tabs(), "binary data; put the competition's CSV file in its place"),
+    (gzip.compress(b"id,userId,movieId\n1,1,1\n"), "gzip-compressed data; decompress it"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + _random_bytes_with_tabs(500),
+     "a PNG image; put the competition's CSV file in its place"),
+])
+def test_a_binary_file_as_a_csv_is_one_line_saying_it_is_no_csv_text(cli_run, workspace, content, holds):
+    """pandas said "could not be parsed: Error tokenizing data. C error: Expected 1 fields in line 5, saw 4"
+    or "'utf-8' codec can't decode byte 0x8b in position 1"."""
+    data = workspace / "data" / "movielens"
+    get_competition("movielens").write_sample(data, seed=0, n_users=60, n_items=40, n_ratings=1500)
+    (data / "test.csv").write_bytes(content)
+    result = cli_run("train", "movielens", "--epochs", "1", expect=2)
+    assert result.output.startswith(f"error: {data / 'test.csv'} is not a CSV text file: it holds {holds}")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
+    assert not (workspace / "runs").exists()
+
+
+def test_text_tables_still_read_and_other_encodings_are_named(tmp_path):
+    from harness.data.files import read_table
+
+    tsv = tmp_path / "reviews.tsv"
+    tsv.write_bytes(b"id\ttext\n1\tgood\x0cfilm\n2\tcaf\xc3\xa9\n")  # a form feed and UTF-8 are text
+    assert read_table(tsv)["text"].tolist() == ["good\x0cfilm", "café"]
+    latin = tmp_path / "items.csv"
+    latin.write_bytes("id,title\n1,café\n".encode("latin-1"))
+    assert read_table(latin, encoding="latin-1")["title"].tolist() == ["café"]
+    with pytest.raises(HarnessError, match=r"items.csv is not UTF-8 text \(byte 0xe9 is not UTF-8\); save it as UTF-8"):
+        read_table(latin)
+    wide = tmp_path / "wide.csv"
+    wide.write_bytes("id,title\n1,a\n".encode("utf-16"))
+    with pytest.raises(HarnessError, match=r"wide.csv is UTF-16 text; save it as UTF-8$"):
+        read_table(wide)
+    packed = tmp_path / "train.csv.gz"
+    packed.write_bytes(gzip.compress(_random_bytes_with_tabs()))
+    with pytest.raises(HarnessError, match=r"train.csv.gz is not a CSV text file: it holds binary data"):
+        read_table(packed)

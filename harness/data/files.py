@@ -40,6 +40,64 @@ def damaged(path, exc: BaseException) -> HarnessError:
     return HarnessError(f"{path} is truncated or damaged ({detail}); download or copy it again")
 
 
+# The first bytes of files that are no text table but end up under a table's name (a download saved
+# under the wrong name, an image or archive copied in its place), and what they are.
+SIGNATURES = (
+    (b"\x1f\x8b", "gzip-compressed data"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (b"\xff\xd8\xff", "a JPEG image"),
+    (b"GIF87a", "a GIF image"),
+    (b"GIF89a", "a GIF image"),
+    (b"%PDF-", "a PDF document"),
+)
+UTF16_MARKS = (b"\xff\xfe", b"\xfe\xff")  # byte-order marks: text, but two bytes a character
+ARCHIVES = ("gzip-compressed data", "a zip archive")
+# Control bytes that text holds (tab, line ends, form feed); any other, or a NUL, is rare in text and
+# common in binary data (about one byte in ten).
+TEXT_CONTROLS = frozenset(b"\t\n\r\f")
+HEAD_BYTES = 8192
+
+
+def head_of(path: Path) -> bytes:
+    """The first bytes of a table's text (inside a .gz or a one-file .zip); b"" when they cannot be read,
+    which reading it as a table then reports."""
+    name = path.name.lower()
+    try:
+        if name.endswith(".gz"):
+            with gzip.open(path) as f:
+                return f.read(HEAD_BYTES)
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(path) as archive:
+                members = [m for m in archive.infolist() if not m.is_dir()]
+                if len(members) != 1:
+                    return b""
+                with archive.open(members[0]) as f:
+                    return f.read(HEAD_BYTES)
+        with open(path, "rb") as f:
+            return f.read(HEAD_BYTES)
+    except (OSError, *DAMAGED_ARCHIVE):
+        return b""
+
+
+def check_text(path: Path) -> None:
+    """A HarnessError if the table at ``path`` holds no text: a known file type by its first bytes, or
+    binary data (NUL bytes, or more than 5% control bytes). Else pandas would answer with its tokenizer's
+    or codec's message ("Expected 1 fields in line 5, saw 4"), which names neither what is wrong nor the fix."""
+    head = head_of(path)
+    if head.startswith(UTF16_MARKS):
+        raise HarnessError(f"{path} is UTF-16 text; save it as UTF-8")
+    what = next((kind for magic, kind in SIGNATURES if head.startswith(magic)), None)
+    controls = sum(byte < 32 and byte not in TEXT_CONTROLS for byte in head)
+    if what is None and (b"\x00" in head or controls > 0.05 * len(head)):
+        what = "binary data"
+    if what is None:
+        return
+    table = "TSV" if ".tsv" in path.name.lower() else "CSV"
+    fix = "decompress it" if what in ARCHIVES else f"put the competition's {table} file in its place"
+    raise HarnessError(f"{path} is not a {table} text file: it holds {what}; {fix}")
+
+
 def check_file(path, what: str = "file") -> Path:
     """``path`` as a Path if it is a non-empty regular file, else a HarnessError that says what it is."""
     path = Path(path)
@@ -79,12 +137,17 @@ def read_table(path, required=(), numeric=(), integer=(), optional_numeric=(), c
     file with another number of columns is an error (pandas would shift or fill them silently).
     """
     path = check_file(path)
+    if not path.name.lower().endswith(".parquet"):
+        check_text(path)
     try:
         frame = read_frame(path, **read_kwargs)
     except pd.errors.EmptyDataError:
         raise HarnessError(f"{path} is empty") from None
     except DAMAGED_ARCHIVE as exc:
         raise damaged(path, exc) from None
+    except UnicodeDecodeError as exc:  # binary data without NULs, or text in another encoding
+        raise HarnessError(f"{path} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} is not UTF-8); save it as "
+                           "UTF-8, or put the competition's file in its place") from None
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise HarnessError(f"{path} could not be parsed: {str(exc).splitlines()[0]}") from None
     if frame.empty:
