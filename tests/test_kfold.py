@@ -150,6 +150,35 @@ def test_a_folds_file_without_two_validation_folds_is_refused_before_any_run_fol
     assert not (workspace / "runs").exists()
 
 
+HOLDOUT = 'with validation.scheme = "holdout": a holdout has one validation split, not {k} folds; set validation.scheme'
+
+
+@pytest.mark.parametrize("command, options, asked", [
+    ("train", ["--epochs", "1", "--folds", "3"], "--folds 3"),
+    ("train", ["--epochs", "1", "--set", "validation.folds=3"], "validation.folds = 3"),
+    ("tune", ["--trials", "1", "--set", "validation.folds=3"], "validation.folds = 3"),
+])
+def test_k_folds_under_a_holdout_are_refused_not_trained_as_one_fold(cli_run, workspace, tmp_path, command, options,
+                                                                      asked):
+    """They trained one fold model and called it a K-fold run ("CV over 1 folds", sd nan)."""
+    data = tmp_path / "rossmann"
+    Rossmann().write_sample(data)
+    result = cli_run(command, "rossmann", "--data-dir", data, *options, "--set", "validation.scheme=holdout", expect=2)
+    line = one_error_line(result)
+    assert line.startswith(f"error: {asked} {HOLDOUT.format(k=3)}"), line
+    assert not (workspace / "runs").exists() and not (workspace / "tune").exists()
+
+
+def test_fold_plan_refuses_k_folds_of_a_holdout_for_every_caller():
+    from harness.errors import HarnessError
+    from harness.runs.kfold import fold_plan
+
+    rows = pd.DataFrame({"x": np.arange(20)})
+    with pytest.raises(HarnessError, match=re.escape(f"4 folds {HOLDOUT.format(k=4)}")):
+        fold_plan(rows, {"validation": {"scheme": "holdout", "valid_pct": 0.2}}, 4)
+    assert fold_plan(rows, {"validation": {"scheme": "kfold"}}, 4).n_folds == 4
+
+
 @pytest.mark.parametrize("options, message", [
     # each of 2 folds trains on half of the rows, fewer than the batch
     (["--set", "train.batch_size=3000"], r"train.batch_size = 3000 is larger than the \d+ training rows of fold \d/2"),

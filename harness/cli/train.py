@@ -120,11 +120,15 @@ def job_for(comp, workspace, config_file, overrides, epochs, lr, schedule, pretr
             raise HarnessError(f"--folds {folds}: give 2 or more folds (or leave --folds out for one split)")
         if only_fold is not None and not folds:
             raise HarnessError("--fold I needs --folds K: the number of folds it is one of")
+    from harness.data.folds import check_k_folds
     from harness.runs.kfold import config_folds  # torch-free
 
+    asked = f"--folds {folds}" if folds else None
     folds = folds or (None if resume else config_folds(config))  # --folds K, or the config's validation.folds
     if folds_file and folds:
         raise HarnessError("--folds-file sets the folds; drop --folds")
+    if folds:  # before the data is read (train_folds checks it again, for any caller)
+        check_k_folds(config.get("validation"), folds, asked or f"validation.folds = {folds}")
     k_fold = folds or folds_file or (run is not None and run.path("folds.csv").exists())
     return {"config": config, "resume": run.id if run else None, "folds": (folds or 0) if k_fold else None}
 

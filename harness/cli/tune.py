@@ -69,6 +69,13 @@ def tune(ctx, name, n_trials, timeout, storage, study_name, sampler, pruner, see
     comp = competition_named(name)
     workspace = workspace_of(ctx)
     config = None if (show or export_path) else config_for(comp, config_file, overrides)  # checked before any file
+    if config is not None:
+        from harness.data.folds import check_k_folds
+        from harness.runs.kfold import config_folds
+
+        folds = config_folds(config)
+        if folds:  # refused once here, not in every trial
+            check_k_folds(config.get("validation"), folds, f"validation.folds = {folds}")
     url = _storage_url(ctx, storage)
     study_name = study_name or name
     if show or export_path:

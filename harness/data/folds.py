@@ -8,7 +8,8 @@ competition can be trained on the same folds (the condition for blending and sta
 
 Schemes (``validation.scheme``):
 
-- ``holdout``: one fold; a random ``valid_pct`` of the rows validates, the others train.
+- ``holdout``: one fold; a random ``valid_pct`` of the rows validates, the others train. K fold models
+  (``--folds K``, ``validation.folds``) are refused under it (``check_k_folds``): they would be one model.
 - ``kfold`` / ``stratified``: ``folds`` folds, each row validated once (stratified keeps each class's
   share in every fold); ``repeats`` > 1 reshuffles and validates each row once per repeat.
 - ``group``: ``folds`` folds; the rows of one value of the ``group`` column are never split between
@@ -151,6 +152,17 @@ def validation_settings(section: Mapping | None) -> dict:
         raise HarnessError(f"config: validation.repeats = {settings['repeats']} applies to the "
                            f"{' and '.join(REPEATABLE)} schemes only; use repeats = 1 with scheme = \"{scheme}\"")
     return settings
+
+
+def check_k_folds(validation: Mapping | None, k: int, asked: str | None = None) -> None:
+    """K fold models need a scheme that draws K folds: a holdout has one validation split, and K fold
+    models of it would be one model, reported as a K-fold run. ``asked`` says where K came from
+    (``--folds 3``, ``validation.folds = 3``)."""
+    scheme = (validation or {}).get("scheme", DEFAULTS["scheme"])
+    if scheme == "holdout":
+        raise HarnessError(f'{asked or f"{k} folds"} with validation.scheme = "holdout": a holdout has one '
+                           f"validation split, not {k} folds; set validation.scheme to kfold, stratified, group or "
+                           "time (e.g. --set validation.scheme=kfold), or train on the one split without K folds")
 
 
 def column_of(frame: pd.DataFrame, column: str, named_by: str) -> pd.Series:

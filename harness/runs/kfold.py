@@ -25,7 +25,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from harness.data.folds import assign_folds, load_folds, save_folds
+from harness.data.folds import assign_folds, check_k_folds, load_folds, save_folds
 from harness.errors import HarnessError
 from harness.host.competition import Competition
 from harness.runs.folder import PARTIAL, Run
@@ -43,6 +43,7 @@ def fold_plan(rows, config: dict, n_folds: int):
     """The folds of the training ``rows`` from the config's ``[validation]`` section (scheme, group or
     time column, split_seed: not the training seed, so a seed sweep changes the models and never the
     rows they are scored on), with ``n_folds`` folds."""
+    check_k_folds(config.get("validation"), n_folds)
     validation = {**config.get("validation", {}), "folds": n_folds}
     target = validation.pop("target", None)
     return assign_folds(rows, validation, target=rows[target] if target else None)
