@@ -195,6 +195,47 @@ def test_data_from_folder_errors_name_the_users_folder(cli_run, tmp_path):
     assert f"{source / 'store.csv'} is a directory" in out and ".rossmann." not in out
 
 
+def _rating_of_nine(source):
+    MovieLens().write_sample(source, n_users=60, n_items=40, n_ratings=1500)
+    path = source / "u.data"
+    lines = path.read_text().splitlines()
+    user, item, _, stamp = lines[0].split("\t")
+    path.write_text("\n".join(["\t".join([user, item, "9", stamp]), *lines[1:]]) + "\n")
+    return "u.data: column rating has 1 value(s) outside [0.0, 5.5]"
+
+
+def _store_open_on_day_two(source):
+    from harness_plugins.rossmann import Rossmann
+
+    Rossmann().write_sample(source)
+    path = source / "train.csv"
+    frame = pd.read_csv(path, dtype=str)
+    frame.loc[2, "Open"] = "2"
+    frame.to_csv(path, index=False)
+    return "train.csv: column Open has 1 value(s) other than 0 or 1, first 2 at data row 3"
+
+
+@pytest.mark.parametrize("name, spoil", [("movielens", _rating_of_nine), ("rossmann", _store_open_on_day_two)])
+def test_data_from_refuses_a_bad_value_with_trains_message_and_copies_nothing(cli_run, workspace, tmp_path, name,
+                                                                              spoil):
+    """It checked the files' names only, and said "data ready"; train then refused the value."""
+    source = tmp_path / "mine"
+    says = spoil(source)
+    refused = cli_run("train", name, "--data-dir", source, "--epochs", "1", expect=2).output
+    assert refused.startswith(f"error: {source}/{says}"), refused
+    assert cli_run("data", name, "--from", source, expect=2).output == refused
+    assert not (workspace / "data" / name).exists()
+
+
+def test_data_from_checks_values_with_the_config_given(cli_run, workspace, tmp_path):
+    source = tmp_path / "mine"
+    _rating_of_nine(source)
+    cli_run("data", "movielens", "--from", source, "--set", "model.y_range=[0.0, 10.0]")  # train's config takes it
+    assert (workspace / "data" / "movielens" / "u.data").read_bytes() == (source / "u.data").read_bytes()
+    out = cli_run("data", "movielens", "--sample", "--set", "seed=1", expect=2).output
+    assert "--config and --set choose the config that checks the values of --from DIR" in out
+
+
 @pytest.mark.parametrize("path", ['C:\\models\\wt103', 'my "best" lm'])
 def test_pretrained_paths_with_backslashes_and_quotes_survive(cli_run, tmp_path, path):
     from harness.cli.common import pretrained_overrides
