@@ -24,6 +24,7 @@ CANDIDATES = {
     "6 epochs, batch 256 (default)": [],
     "12 epochs, batch 256": ["--set", "train.epochs=12"],
     "6 epochs, batch 64": ["--set", "train.batch_size=64"],
+    "6 epochs, quantile scaling": ["--set", 'model.cont_scaling="quantile"'],
     "LightGBM (model.kind = gbm)": ["--set", 'model.kind="gbm"'],
 }
 
