@@ -36,6 +36,7 @@ def test_command_line_names_the_script_from_the_repository_root():
 def test_environment_states_date_machine_and_commit():
     text = "\n".join(bench_report.environment({"LightGBM": "9.9"}))
     assert "UTC" in text and "`nproc`" in text and "`uname -m`" in text and "LightGBM 9.9" in text
+    assert "torch kernels " in text  # the network's figures depend on the CPU's kernels, not only its name
     assert bench_report.git_state().split()[0] in text
 
 
