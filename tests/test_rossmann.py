@@ -334,6 +334,9 @@ def test_cont_scaling_chooses_how_the_continuous_columns_reach_the_network(data)
         config = apply_overrides(comp.default_config(), {"model.cont_scaling": scaling, "train.batch_size": 64})
         state = comp.prepare(raw, config).state
         assert all(("quantiles" in spec) == (scaling == "quantile") for spec in state["conts"].values())
+    # LightGBM sees only the order of values, which quantiles would coarsen: it keeps the plain numbers.
+    gbm = apply_overrides(comp.default_config(), {"model.cont_scaling": "quantile", "model.kind": "gbm"})
+    assert not any("quantiles" in spec for spec in comp.prepare(raw, gbm).state["conts"].values())
 
 
 def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspace, cli_run):

@@ -119,6 +119,13 @@ class TabularModels(KindCompetition):
         return None if config["model"]["kind"] == "gbm" else super().training_batch_size(config)
 
     @staticmethod
+    def cont_scaling(config) -> str:
+        """How ``fit_tabular`` scales the continuous columns: the config's ``model.cont_scaling`` for the
+        network; for LightGBM always "standard", since trees see only the order of values, which the
+        quantile scaling would coarsen (1000 steps, and every value past the training range on one score)."""
+        return "standard" if config["model"]["kind"] == "gbm" else config["model"]["cont_scaling"]
+
+    @staticmethod
     def gbm_prepared(state, arrays, target, train_rows, valid_rows) -> Prepared:
         """LightGBM's training and validation matrices (no loaders: it reads them whole)."""
         X = gbm_matrix(arrays)
@@ -332,7 +339,7 @@ class TabularCompetition(TabularModels):
         mask = np.zeros(len(raw.train), dtype=bool)
         mask[train_rows] = True
         state = fit_tabular(raw.train, raw.cat_cols, raw.cont_cols, source=str(raw.data_dir / config["data"]["train"]),
-                            rows=mask, scaling=config["model"]["cont_scaling"])
+                            rows=mask, scaling=self.cont_scaling(config))
         state["classes"] = list(raw.classes)
         if self.task.kind == "regression":
             y = raw.target[train_rows].astype(np.float64)

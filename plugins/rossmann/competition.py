@@ -164,7 +164,7 @@ class Rossmann(TabularModels):
         # Fit on the training rows only, then transform every row once and cut the arrays:
         # much cheaper than copying a million-row frame per split.
         state = fit_tabular(frame, cat_cols, cont_cols, source="train.csv (with features)", rows=train,
-                            scaling=config["model"]["cont_scaling"])
+                            scaling=self.cont_scaling(config))
         sales = frame["Sales"].to_numpy(dtype=np.float64)
         log_sales = np.log(sales[train])
         state["target"] = {"mean_log": float(log_sales.mean()),
