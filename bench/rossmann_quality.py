@@ -69,12 +69,18 @@ def data_folder(source: Path) -> Path:
 def window_masks(comp, frame, config, tuning: bool):
     """(train, valid) row masks: the config's reported window, or the tuning window of the same
     length just before it (training then on the days before the tuning window)."""
-    train, valid = comp.split_masks(frame, config)
-    if not tuning:
-        return train, valid
+    return window_before(comp, frame, config, 1 if tuning else 0)
+
+
+def window_before(comp, frame, config, k: int):
+    """(train, valid) row masks of the k-th window of ``data.valid_days`` days before the reported one
+    (k = 0: the reported window itself; 1: the tuning window), training on every day before it."""
+    if k == 0:
+        return comp.split_masks(frame, config)
     days = int(config["data"]["valid_days"])
-    earlier_train, earlier_valid = comp.split_masks(frame, apply_overrides(config, {"data.valid_days": 2 * days}))
-    return earlier_train, earlier_valid & train
+    train, _ = comp.split_masks(frame, apply_overrides(config, {"data.valid_days": (k + 1) * days}))
+    later, _ = comp.split_masks(frame, apply_overrides(config, {"data.valid_days": k * days}))
+    return train, later & ~train
 
 
 class TuningWindow(Rossmann):

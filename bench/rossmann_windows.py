@@ -1,0 +1,92 @@
+"""Rossmann: one change of the network's config scored on several 48-day windows before the reported one.
+
+A choice made on the tuning window alone can be that window's: quantile scaling (``model.cont_scaling``) won
+there by 0.0106 over six seeds (bench/rossmann_variants.py) and then gained nothing on the reported window.
+This script scores the default config and the config with ``--set`` changes on each of the ``--windows``
+windows before the reported one (1 is the tuning window; 2 the 48 days before it, and so on), each model
+trained on every day before its window, with each of ``--seeds``; the reported window is not read. Shown
+per window: each seed's RMSPE, their mean and the seed ensemble, for both configs, and the difference of
+the means. A change that helps on one window and not the others shows here.
+
+    .venv/bin/python bench/rossmann_windows.py --data-dir ../shared/data/rossmann --set model.cont_scaling=standard
+
+Writes its own section of bench/results/rossmann_quality.md (``--out`` for another file).
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.bench_report import command_line, environment, write_section  # noqa: E402
+from bench.rossmann_blend import common_arguments, fit_seeds  # noqa: E402
+from bench.rossmann_quality import data_folder, describe, window_before  # noqa: E402
+from harness.config.loading import apply_overrides  # noqa: E402
+from harness.progress import echo  # noqa: E402
+from harness.scoring.metrics import exp_rmspe_fn  # noqa: E402
+from harness_plugins.rossmann import Rossmann  # noqa: E402
+
+
+def window_class(k: int) -> type:
+    """Rossmann trained on the days before the k-th window before the reported one, validated on it."""
+    class Window(Rossmann):
+        def split_masks(self, frame, config):
+            return window_before(Rossmann(), frame, config, k)
+    return Window
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    common_arguments(parser)
+    parser.add_argument("--set", dest="changes", action="append", required=True, metavar="KEY=VALUE",
+                        help="the change to compare with the default config (repeat for several keys)")
+    parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 3],
+                        help="which windows before the reported one (1: the tuning window)")
+    args = parser.parse_args()
+    if min(args.windows) < 1:
+        raise SystemExit("--windows: 1 or more (0 would be the reported window)")
+    torch.set_num_threads(args.threads)
+    comp = Rossmann()
+    default = comp.default_config()
+    changed = apply_overrides(default, args.changes, comp.config_schema)
+    raw = comp.load(data_folder(args.data_dir), default)
+    frame = comp.features(raw, default)
+    rows = []
+    for k in args.windows:
+        train, valid = window_before(comp, frame, default, k)
+        window = frame[valid]
+        targets = np.log(window["Sales"].to_numpy(dtype=np.float64))
+        results = []
+        for name, config in (("default", default), ("changed", changed)):
+            outputs, scores, _ = fit_seeds(f"window {k} {name}", window_class(k)(), raw, config, args.seeds, window,
+                                           targets)
+            results.append((scores, exp_rmspe_fn(np.mean(outputs, axis=0), targets)))
+        rows.append((k, describe(frame, valid), describe(frame, train), results))
+        echo(f"window {k}: default {statistics.mean(results[0][0]):.4f}, changed {statistics.mean(results[1][0]):.4f}")
+    change = ", ".join(f"`{c}`" for c in args.changes)
+    lines = [f"## One change on several windows before the reported one: {change}", "",
+             f"Command: `{command_line()}`", "", *environment(), "",
+             f"- Default: `competitions/rossmann.toml` as it is; changed: the same with {change}",
+             f"- Seeds {', '.join(map(str, args.seeds))}; each window's models train on every day before it; the "
+             "reported window is not read", "",
+             "| window | days (rows with sales) | trained on | default per seed | default mean | default ensemble "
+             "| changed per seed | changed mean | changed ensemble | changed - default (means) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for k, days, trained, ((d_scores, d_ens), (c_scores, c_ens)) in rows:
+        lines.append(f"| {k} | {days} | {trained} | {', '.join(f'{s:.4f}' for s in d_scores)} | "
+                     f"{statistics.mean(d_scores):.4f} | {d_ens:.4f} | {', '.join(f'{s:.4f}' for s in c_scores)} | "
+                     f"{statistics.mean(c_scores):.4f} | {c_ens:.4f} | "
+                     f"{statistics.mean(c_scores) - statistics.mean(d_scores):+.4f} |")
+    section = "\n".join(lines) + "\n"
+    print(section)
+    write_section(args.out, "bench/rossmann_windows.py", section)
+
+
+if __name__ == "__main__":
+    main()
