@@ -155,6 +155,8 @@ def test_a_run_folder_without_its_model_is_listed_as_incomplete_not_finished(cli
     assert rows["copied"].endswith("  incomplete (no model.pt)"), rows["copied"]
     out = cli_run("predict", "movielens", "--run", "copied", expect=2).output
     assert f"{copy / 'model.pt'} is missing: run copied is incomplete" in out and "--resume" not in out
+    assert Run.find(workspace, "movielens").id == run.id  # "copied" sorts last, but latest skips it
+    cli_run("predict", "movielens", "--run", "latest")
 
 
 def test_a_k_fold_run_needs_every_folds_model_and_a_blend_none_of_its_own(tmp_path):

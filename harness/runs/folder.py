@@ -148,7 +148,8 @@ class Run:
         base = cls.folder(workspace, competition)
         runs = cls.all(workspace, competition)
         if run_id in (None, "latest"):
-            candidates = runs if unfinished else [r for r in runs if r.finished]
+            # A folder copied without its model looks finished by name; "latest" would then fail to load it.
+            candidates = runs if unfinished else [r for r in runs if r.finished and not r.missing_model()]
             if not candidates:
                 hint = (f" ({len(runs)} unfinished: resume one with `harness train {competition} --resume`)"
                         if runs else "")
