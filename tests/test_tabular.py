@@ -98,6 +98,10 @@ def test_quantile_scaling_keeps_the_median_fill_and_missing_flags_and_survives_j
     assert np.all(np.diff(tr.conts[[0, 2, 3, 4], 0]) > 0)  # order kept: 1 < 3 < 5 < 100
     again = transform_tabular(test, json.loads(json.dumps(state)))
     np.testing.assert_array_equal(te.conts, again.conts)
+    trend = fit_tabular(train, [], ["dist", "temp"], scaling="quantile", trends=["temp"])
+    assert "quantiles" in trend["conts"]["dist"] and "quantiles" not in trend["conts"]["temp"]
+    later = transform_tabular(pd.DataFrame({"dist": [1.0, 1.0], "temp": [60.0, 70.0]}), trend).conts[:, 1]
+    assert later[1] > later[0] > transform_tabular(train, trend).conts[:, 1].max()  # past the training values, still apart
     with pytest.raises(HarnessError, match="scaling 'rank'.*standard, quantile"):
         fit_tabular(train, [], ["dist"], scaling="rank")
 

@@ -313,6 +313,9 @@ def test_quantile_scaling_is_a_config_key_that_reaches_the_network_and_is_checke
     prepared = {name: comp.prepare(raw, cfg) for name, cfg in (("standard", standard), ("quantile", quantile))}
     assert "quantiles" in prepared["quantile"].state["conts"]["temp"]
     assert "quantiles" not in prepared["standard"].state["conts"]["temp"]
+    # The date's elapsed days stay linear: every later row lies past the training days, where quantiles
+    # would give all of them the top score and the trend would stop at the last training day.
+    assert "datetime_Elapsed" in raw.cont_cols and "quantiles" not in prepared["quantile"].state["conts"]["datetime_Elapsed"]
     temp = raw.cont_cols.index("temp")
     uniform = prepared["quantile"].train_dl.inputs[1][:, temp].numpy()
     assert abs(float(np.mean(np.abs(uniform) < 0.6745)) - 0.5) < 0.05  # normal scores: half within the quartiles

@@ -22,6 +22,9 @@ def parse_dates(frame: pd.DataFrame, column: str, source="data") -> pd.Series:
     return values
 
 
+ELAPSED = "Elapsed"  # the part that counts days since 1970: a trend, not a season
+
+
 def add_date_parts(frame: pd.DataFrame, column: str, prefix: str | None = None, elapsed: bool = True,
                    time: bool | None = None) -> pd.DataFrame:
     """Add ``<prefix>Year``, ``Month``, ``Week`` ... ``Is_year_start`` and ``<prefix>Elapsed`` (days since
@@ -44,7 +47,7 @@ def add_date_parts(frame: pd.DataFrame, column: str, prefix: str | None = None, 
     for name, values in parts.items():
         frame[prefix + name] = values.to_numpy()
     if elapsed:
-        frame[prefix + "Elapsed"] = (dates.to_numpy().astype("datetime64[D]").astype("int64"))
+        frame[prefix + ELAPSED] = (dates.to_numpy().astype("datetime64[D]").astype("int64"))
     return frame
 
 

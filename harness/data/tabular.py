@@ -54,10 +54,12 @@ QUANTILE_BOUND = 1e-7  # a value beyond every training value maps to this quanti
 
 
 def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "training data", rows=None,
-                scaling: str = "standard") -> dict:
+                scaling: str = "standard", trends=()) -> dict:
     """Learn category codes, medians and normalisation statistics from the training rows:
     all of ``frame``, or those where the boolean array ``rows`` is true (saves copying a big frame).
-    ``scaling``: how continuous columns are normalised (see the module's docstring)."""
+    ``scaling``: how continuous columns are normalised (see the module's docstring). ``trends``: columns
+    that stay on the standard scaling whatever ``scaling`` says, such as a date's elapsed days, whose later
+    rows all lie past the training values, where quantiles would give every one of them the same score."""
     if scaling not in SCALINGS:
         raise HarnessError(f"continuous scaling {scaling!r}: use one of {', '.join(SCALINGS)}")
     _check_columns(frame, [*cat_cols, *cont_cols], source)
@@ -79,7 +81,7 @@ def fit_tabular(frame: pd.DataFrame, cat_cols, cont_cols, source: str = "trainin
         std = float(filled.std())
         conts[col] = {"median": median, "na": bool(missing.any()), "mean": float(filled.mean()),
                       "std": std if std > 0 else 1.0}
-        if scaling == "quantile":
+        if scaling == "quantile" and col not in trends:
             levels = np.linspace(0, 1, min(N_QUANTILES, len(filled)))
             conts[col]["quantiles"] = [float(q) for q in np.quantile(filled, levels)]
     return {"cat_cols": list(cat_cols), "cont_cols": list(cont_cols), "cats": cats, "conts": conts}

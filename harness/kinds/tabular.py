@@ -19,6 +19,7 @@ from harness.config.schema import (COUNT, NON_NEGATIVE, OPTIONAL_COUNT, POSITIVE
                                    Table, Text)
 from harness.data.columns import CATEGORICAL_DATE_PARTS, ColumnTypes, infer_columns
 from harness.data.files import read_table
+from harness.data.dates import ELAPSED
 from harness.data.tabular import SCALINGS
 from harness.data.targets import TARGET_TRANSFORMS, forward_transform, inverse_transform, natural_key
 from harness.errors import HarnessError
@@ -243,7 +244,7 @@ class TabularCompetition(TabularModels):
             with_time = any(bool((f[col] != f[col].dt.normalize()).any()) for f in frames)
             before = set(frames[0].columns)
             for f in frames:
-                add_date_parts(f, col, prefix=f"{col}_", time=with_time)
+                add_date_parts(f, col, prefix=date_prefix(col), time=with_time)
             for part in [c for c in frames[0].columns if c not in before]:
                 if frames[0][part].nunique() <= 1:  # e.g. Minute of hourly rows: nothing to learn from
                     types.left_out[part] = "a date part with a single value"
@@ -339,7 +340,8 @@ class TabularCompetition(TabularModels):
         mask = np.zeros(len(raw.train), dtype=bool)
         mask[train_rows] = True
         state = fit_tabular(raw.train, raw.cat_cols, raw.cont_cols, source=str(raw.data_dir / config["data"]["train"]),
-                            rows=mask, scaling=self.cont_scaling(config))
+                            rows=mask, scaling=self.cont_scaling(config),
+                            trends=[c for c in map(elapsed_column, raw.columns.dates) if c in raw.cont_cols])
         state["classes"] = list(raw.classes)
         if self.task.kind == "regression":
             y = raw.target[train_rows].astype(np.float64)
@@ -454,6 +456,16 @@ class TabularCompetition(TabularModels):
     # ------------------------------------------------------------------ extras
     def data_summary(self, raw: TabularData) -> str:
         return raw.columns.table()
+
+
+def date_prefix(column: str) -> str:
+    """The prefix of a date column's parts: ``Date`` gives ``Date_Year``, ``Date_Elapsed`` ..."""
+    return f"{column}_"
+
+
+def elapsed_column(column: str) -> str:
+    """The date column's elapsed days (a trend, which the network extrapolates to later rows)."""
+    return date_prefix(column) + ELAPSED
 
 
 def default_metric(task) -> str:
