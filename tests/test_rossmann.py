@@ -146,7 +146,7 @@ def test_missing_weather_files_only_drop_the_weather_columns(data):
     raw = comp.load(data, config)
     cats, conts = comp.columns(raw, config)
     assert "State" not in cats and "Events" not in cats and "Max_TemperatureC" not in conts and "trend" not in conts
-    assert "Store" in cats and "AfterPromo" in cats and "CompetitionDistance" in conts
+    assert "Store" in cats and "AfterPromo" in conts
 
 
 def test_train_predict_writes_a_valid_submission(data, workspace, cli_run):
