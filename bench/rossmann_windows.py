@@ -85,7 +85,9 @@ def main():
                      f"{statistics.mean(c_scores) - statistics.mean(d_scores):+.4f} |")
     section = "\n".join(lines) + "\n"
     print(section)
-    write_section(args.out, "bench/rossmann_windows.py", section)
+    # One section per change and set of windows, so that each comparison stays on record.
+    keys = ", ".join(c.split("=", 1)[0] for c in args.changes)
+    write_section(args.out, f"bench/rossmann_windows.py {keys}, windows {' '.join(map(str, args.windows))}", section)
 
 
 if __name__ == "__main__":
