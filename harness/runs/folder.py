@@ -148,14 +148,15 @@ class Run:
         base = cls.folder(workspace, competition)
         runs = cls.all(workspace, competition)
         if run_id in (None, "latest"):
-            # A folder copied without its model looks finished by name; "latest" would then fail to load it.
-            candidates = runs if unfinished else [r for r in runs if r.finished and not r.missing_model()]
-            if not candidates:
+            # Newest first, stopping at the first that fits: a folder copied without its model looks finished
+            # by name, and "latest" would then fail to load it (checking means reading its summary).
+            latest = next((r for r in reversed(runs) if unfinished or (r.finished and not r.missing_model())), None)
+            if latest is None:
                 hint = (f" ({len(runs)} unfinished: resume one with `harness train {competition} --resume`)"
                         if runs else "")
                 raise HarnessError(f"no finished runs of {competition} in {base}{hint}; "
                                    f"train one with `harness train {competition}`")
-            return candidates[-1].of(competition)
+            return latest.of(competition)
         if run_id in ("", ".", "..") or Path(run_id).name != run_id:
             raise HarnessError(f"--run {run_id!r}: give a run's id as `harness runs {competition}` lists it, "
                                "not a path")
