@@ -60,10 +60,11 @@ def main():
     rows = []
     for k in args.windows:
         train, valid = window_before(comp, frame, default, k)
-        window = frame[valid]
-        targets = np.log(window["Sales"].to_numpy(dtype=np.float64))
+        targets = np.log(frame[valid]["Sales"].to_numpy(dtype=np.float64))
         results = []
         for name, config in (("default", default), ("changed", changed)):
+            # Each config's own features: a change to data.* (events, recent levels) adds or alters columns.
+            window = comp.features(raw, config)[valid]
             outputs, scores, _ = fit_seeds(f"window {k} {name}", window_class(k)(), raw, config, args.seeds, window,
                                            targets)
             results.append((scores, exp_rmspe_fn(np.mean(outputs, axis=0), targets)))
