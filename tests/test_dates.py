@@ -3,7 +3,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.data.dates import add_date_parts, event_features, parse_dates
+from harness.data.dates import add_date_parts, event_features, parse_dates, run_lengths
 from harness.errors import HarnessError
 
 
@@ -82,3 +82,41 @@ def test_events_match_a_plain_loop_on_random_calendars():
     ref = _reference(frame, 7, 40)
     for col in ref.columns:
         np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+
+
+def test_run_lengths_count_consecutive_flagged_days_per_group():
+    frame = pd.DataFrame({
+        "Store": [1, 1, 1, 1, 1, 1, 2, 2],
+        "Date": pd.to_datetime(["2015-01-01", "2015-01-02", "2015-01-03", "2015-01-04", "2015-01-06", "2015-01-07",
+                                "2015-01-01", "2015-01-02"]),
+        "Closed": [1, 1, 0, 1, 1, 1, 1, 1]})
+    shuffled = frame.sample(frac=1, random_state=0)
+    # Store 1: a run of 2, an open day, a run of 1 cut by the missing 5th, a run of 2; store 2 is its own run.
+    assert run_lengths(shuffled, "Store", "Date", "Closed").tolist() == \
+        shuffled.index.map(dict(enumerate([2, 2, 0, 1, 2, 2, 2, 2]))).tolist()
+
+
+def test_run_lengths_match_a_plain_loop_on_random_calendars():
+    rng = np.random.default_rng(3)
+    parts = []
+    for store in range(4):
+        days = pd.date_range("2014-01-01", periods=90)
+        keep = rng.random(90) > 0.1
+        parts.append(pd.DataFrame({"Store": store, "Date": days[keep], "E": rng.random(keep.sum()) < 0.5}))
+    frame = pd.concat(parts, ignore_index=True)
+    expected = []
+    for _, group in frame.groupby("Store", sort=False):
+        on = set(group.loc[group["E"], "Date"])
+        for day, flag in zip(group["Date"], group["E"]):
+            length = 0
+            if flag:
+                lo, hi = day, day
+                while lo - pd.Timedelta(days=1) in on:
+                    lo -= pd.Timedelta(days=1)
+                while hi + pd.Timedelta(days=1) in on:
+                    hi += pd.Timedelta(days=1)
+                length = (hi - lo).days + 1
+            expected.append(length)
+    got = run_lengths(frame.sample(frac=1, random_state=4), "Store", "Date", "E")
+    order = frame.sample(frac=1, random_state=4).index
+    assert pd.Series(got, index=order).sort_index().tolist() == expected

@@ -102,6 +102,23 @@ def event_features(frame: pd.DataFrame, group: str, date: str, events, window: i
     return pd.DataFrame(out, index=frame.index)
 
 
+def run_lengths(frame: pd.DataFrame, group: str, date: str, flag: str) -> np.ndarray:
+    """For each row, how many consecutive calendar days of its group, its own included, have ``flag`` set
+    in the run it belongs to (0 where ``flag`` is not set); a missing date ends a run."""
+    days = _day_numbers(frame[date])
+    groups = pd.factorize(frame[group])[0]
+    order = np.lexsort((days, groups))
+    flags = frame[flag].to_numpy()[order].astype(bool)
+    d, g = days[order], groups[order]
+    # A run starts at a flagged row whose previous row is not the same group's previous day, flagged.
+    continues = np.r_[False, flags[:-1] & (g[1:] == g[:-1]) & (d[1:] == d[:-1] + 1)]
+    run_id = np.cumsum(flags & ~continues)
+    sizes = np.bincount(run_id, weights=flags)
+    out = np.zeros(len(frame), dtype=np.int64)
+    out[order] = np.where(flags, sizes[run_id], 0)
+    return out
+
+
 def _group_start_reversed(group_start: np.ndarray) -> np.ndarray:
     """Group-start flags for the reversed order: a group's last row starts it."""
     group_end = np.r_[group_start[1:], True]

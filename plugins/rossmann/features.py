@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from harness.data.dates import add_date_parts, event_features, parse_dates
+from harness.data.dates import add_date_parts, event_features, parse_dates, run_lengths
 from harness.data.files import check_no_duplicates, check_values, read_table
 from harness.data.lags import lagged_group_mean
 from harness.data.tabular import join_checked
@@ -21,7 +21,9 @@ STORE_COLUMNS = ("Store", "StoreType", "Assortment", "CompetitionDistance", "Com
                  "CompetitionOpenSinceYear", "Promo2", "Promo2SinceWeek", "Promo2SinceYear", "PromoInterval")
 WEATHER_COLUMNS = ("Max_TemperatureC", "Mean_TemperatureC", "Min_TemperatureC", "Max_Humidity", "Mean_Humidity",
                    "Min_Humidity", "Max_Wind_SpeedKm_h", "Mean_Wind_SpeedKm_h", "CloudCover", "Events")
-EVENTS = ("Promo", "StateHoliday", "SchoolHoliday", "Closed")  # what data.events may name
+EVENTS = ("Promo", "StateHoliday", "SchoolHoliday", "Closed", "LongClosure")  # what data.events may name
+# A closure this long is no Sunday or holiday: a refurbishment, with its clearance sales before and reopening after.
+LONG_CLOSURE_DAYS = 3
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sept", "Oct", "Nov", "Dec")
 
 
@@ -227,6 +229,7 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     df["StateHoliday"] = df["StateHoliday"].fillna("0").astype(str)
     df["StateHolidayFlag"] = df["StateHoliday"] != "0"
     df["Closed"] = df["Open"] == 0
+    df["LongClosure"] = run_lengths(df, "Store", "Date", "Closed") >= LONG_CLOSURE_DAYS
     flags = {"StateHoliday": "StateHolidayFlag"}
     unknown = [e for e in events if e not in EVENTS]
     if unknown:
