@@ -8,13 +8,19 @@ trained on every day before its window, with each of ``--seeds``; the reported w
 per window: each seed's RMSPE, their mean and the seed ensemble, for both configs, and the difference of
 the means. A change that helps on one window and not the others shows here.
 
+With ``--censored`` each window's features come from the rows up to its last day only, as the test's do: the
+test is the last days of the data, so its last days' forward event features (``Before<e>``, ``<e>_fw``) see
+nothing after them (``Closed``'s next Sunday, say), while a window inside the history sees the days after it.
+
     .venv/bin/python bench/rossmann_windows.py --data-dir ../shared/data/rossmann --set model.cont_scaling=standard
+    .venv/bin/python bench/rossmann_windows.py --data-dir ../shared/data/rossmann --censored --windows 7 8 --set ...
 
 Writes its own section of bench/results/rossmann_quality.md (``--out`` for another file).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import sys
 from pathlib import Path
@@ -48,6 +54,9 @@ def main():
                         help="the change to compare with the default config (repeat for several keys)")
     parser.add_argument("--windows", type=int, nargs="+", default=[1, 2, 3],
                         help="which windows before the reported one (1: the tuning window)")
+    parser.add_argument("--censored", action="store_true",
+                        help="compute each window's features from the rows up to its last day only, as the test's "
+                             "are: its last days' forward event features (Before<e>, <e>_fw) see no later day")
     args = parser.parse_args()
     if min(args.windows) < 1:
         raise SystemExit("--windows: 1 or more (0 would be the reported window)")
@@ -61,11 +70,20 @@ def main():
     for k in args.windows:
         train, valid = window_before(comp, frame, default, k)
         targets = np.log(frame[valid]["Sales"].to_numpy(dtype=np.float64))
+        window_raw, window_comp = raw, window_class(k)()
+        if args.censored:
+            # Nothing after the window exists: it is the last data.valid_days of a train.csv that ends there.
+            last_day = frame["Date"][valid].max()
+            window_raw = dataclasses.replace(raw, train=raw.train[raw.train["Date"] <= last_day], test=None, cache={})
+            window_comp = Rossmann()
         results = []
         for name, config in (("default", default), ("changed", changed)):
             # Each config's own features: a change to data.* (events, recent levels) adds or alters columns.
-            window = comp.features(raw, config)[valid]
-            outputs, scores, _ = fit_seeds(f"window {k} {name}", window_class(k)(), raw, config, args.seeds, window,
+            window_frame = comp.features(window_raw, config)
+            window = window_frame[window_comp.split_masks(window_frame, config)[1]]
+            if not np.array_equal(np.log(window["Sales"].to_numpy(dtype=np.float64)), targets):
+                raise SystemExit(f"window {k}: the censored data's validation rows differ from the window's")
+            outputs, scores, _ = fit_seeds(f"window {k} {name}", window_comp, window_raw, config, args.seeds, window,
                                            targets)
             results.append((scores, exp_rmspe_fn(np.mean(outputs, axis=0), targets)))
         rows.append((k, describe(frame, valid), describe(frame, train), results))
@@ -75,7 +93,11 @@ def main():
              f"Command: `{command_line()}`", "", *environment(), "",
              f"- Default: `competitions/rossmann.toml` as it is; changed: the same with {change}",
              f"- Seeds {', '.join(map(str, args.seeds))}; each window's models train on every day before it; the "
-             "reported window is not read", "",
+             "reported window is not read",
+             "- Features: " + ("censored, from the rows up to each window's last day only, as the test's (its last "
+                               "days' Before<e> and <e>_fw see no later day)" if args.censored else
+                               "from every row of train.csv and test.csv, so a window's forward event features see "
+                               "the days after it"), "",
              "| window | days (rows with sales) | trained on | default per seed | default mean | default ensemble "
              "| changed per seed | changed mean | changed ensemble | changed - default (means) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -88,7 +110,9 @@ def main():
     print(section)
     # One section per change and set of windows, so that each comparison stays on record.
     keys = ", ".join(c.split("=", 1)[0] for c in args.changes)
-    write_section(args.out, f"bench/rossmann_windows.py {keys}, windows {' '.join(map(str, args.windows))}", section)
+    censored = ", censored" if args.censored else ""
+    write_section(args.out, f"bench/rossmann_windows.py {keys}, windows {' '.join(map(str, args.windows))}{censored}",
+                  section)
 
 
 if __name__ == "__main__":
