@@ -54,13 +54,14 @@ def test_events_on_a_hand_checked_calendar():
 
 
 def _reference(frame, window, max_days):
-    """The straightforward per-row loop the vectorised version replaces."""
+    """The straightforward per-row loop the vectorised version replaces (a column H: each row's horizon)."""
     rows = []
     for _, g in frame.groupby("Store"):
         days = g["Date"].to_numpy().astype("datetime64[D]").astype(int)
         ev = g["E"].to_numpy()
-        event_days = days[ev]
-        for i, d in zip(g.index, days):
+        horizons = g["H"].to_numpy() if "H" in g else np.full(len(g), 10**9)
+        for i, d, h in zip(g.index, days, horizons):
+            event_days = days[ev & (days <= d + h)]  # what a row that sees h days ahead knows
             past, future = event_days[event_days <= d], event_days[event_days >= d]
             rows.append((i, min(d - past.max(), max_days) if len(past) else max_days,
                          min(future.min() - d, max_days) if len(future) else max_days,
@@ -82,6 +83,35 @@ def test_events_match_a_plain_loop_on_random_calendars():
     ref = _reference(frame, 7, 40)
     for col in ref.columns:
         np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+
+
+def test_a_horizon_cuts_off_what_a_row_sees_ahead():
+    rng = np.random.default_rng(5)
+    parts = []
+    for store in range(4):
+        days = pd.date_range("2014-01-01", periods=100)
+        keep = rng.random(100) > 0.15
+        parts.append(pd.DataFrame({"Store": store, "Date": days[keep], "E": rng.random(keep.sum()) < 0.2,
+                                   "H": rng.integers(0, 12, keep.sum())}))
+    frame = pd.concat(parts, ignore_index=True).sample(frac=1, random_state=6)
+    got = event_features(frame, "Store", "Date", ["E"], window=7, max_days=40, horizon=frame["H"].to_numpy())
+    ref = _reference(frame, 7, 40)
+    for col in ref.columns:
+        np.testing.assert_array_equal(got[col].to_numpy(), ref[col].to_numpy(), err_msg=col)
+    # The backward features never depend on it; a row that sees nothing ahead counts only its own day.
+    plain = event_features(frame, "Store", "Date", ["E"], window=7, max_days=40)
+    np.testing.assert_array_equal(got["AfterE"], plain["AfterE"])
+    np.testing.assert_array_equal(got["E_bw"], plain["E_bw"])
+    blind = frame["H"].to_numpy() == 0
+    np.testing.assert_array_equal(got["E_fw"].to_numpy()[blind], frame["E"].to_numpy()[blind].astype(int))
+    assert (got["BeforeE"].to_numpy()[blind & ~frame["E"].to_numpy()] == 40).all()
+    assert not (got["BeforeE"] == plain["BeforeE"]).all()  # the horizons here do cut some off
+
+
+def test_a_negative_horizon_is_refused():
+    frame = pd.DataFrame({"Store": [1, 1], "Date": pd.to_datetime(["2015-01-01", "2015-01-02"]), "E": [1, 0]})
+    with pytest.raises(HarnessError, match="horizon"):
+        event_features(frame, "Store", "Date", ["E"], horizon=np.array([0, -1]))
 
 
 def test_run_lengths_count_consecutive_flagged_days_per_group():

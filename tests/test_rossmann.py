@@ -97,6 +97,43 @@ def test_recent_sales_levels_never_read_the_validation_windows_sales(data):
     assert frame.loc[held_out, columns[1]].iloc[0] == pytest.approx(np.log(window.loc[weekday, "Sales"] / 1.0).mean())
 
 
+FORWARD = ["BeforePromo", "Promo_fw", "BeforeClosed", "Closed_fw", "BeforeStateHoliday", "SchoolHoliday_fw"]
+
+
+def test_forward_event_features_see_only_as_far_ahead_as_a_test_row(data):
+    comp = Rossmann()
+    config = comp.default_config()
+    assert config["data"]["event_horizon"] == config["data"]["valid_days"] == 48
+    raw = comp.load(data, config)
+    frame = comp.features(raw, config).copy()
+    assert "EventHorizon" in comp.columns(raw, config)[1]  # an input: the network knows what it cannot see
+    is_test = (frame["Id"] != -1).to_numpy()
+    test_days = (frame.loc[is_test, "Date"].max() - frame.loc[is_test, "Date"]).dt.days
+    np.testing.assert_array_equal(frame.loc[is_test, "EventHorizon"], test_days)  # test's last day sees nothing
+    train_days = (raw.train["Date"].max() - frame.loc[~is_test, "Date"]).dt.days
+    np.testing.assert_array_equal(frame.loc[~is_test, "EventHorizon"], train_days % 48)  # 48-day blocks
+    # The validation window sees up to its own last day, as the test does: test.csv's days change nothing in it,
+    # and its features are those of a train.csv that ended there.
+    _, valid = comp.split_masks(frame, config)
+    raw.test["Promo"], raw.test["Open"] = 1 - raw.test["Promo"], 1 - raw.test["Open"]
+    raw.cache.clear()
+    again = comp.features(raw, config)
+    np.testing.assert_array_equal(again.loc[valid, FORWARD].to_numpy(), frame.loc[valid, FORWARD].to_numpy())
+    raw.test = None
+    raw.cache.clear()
+    alone = comp.features(raw, config)
+    np.testing.assert_array_equal(alone.loc[valid[:len(alone)], FORWARD].to_numpy(), frame.loc[valid, FORWARD].to_numpy())
+    # Without a horizon (a config written before it) the validation window reads the test's days.
+    raw = comp.load(data, config)
+    plain = apply_overrides(config, {"data.event_horizon": 0})
+    before = comp.features(raw, plain).copy()
+    assert "EventHorizon" not in before and "EventHorizon" not in comp.columns(raw, plain)[1]
+    raw.test["Open"] = 1 - raw.test["Open"]
+    raw.cache.clear()
+    changed = comp.features(raw, plain)
+    assert (changed.loc[valid, "BeforeClosed"].to_numpy() != before.loc[valid, "BeforeClosed"].to_numpy()).any()
+
+
 def test_a_validation_window_longer_than_the_recent_lag_is_refused(data, workspace, cli_run):
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", "data.valid_days=60", *SMALL, expect=2)
     assert ("config: data.valid_days = 60 days, but data.recent_lag = 48: the recent sales levels "
@@ -341,7 +378,7 @@ def test_cont_scaling_chooses_how_the_continuous_columns_reach_the_network(data)
 
 def test_config_naming_unknown_events_or_columns_is_a_clear_error(data, workspace, cli_run):
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.events=["Promo", "Sunny"]', expect=2)
-    assert "config: data.events[1] = 'Sunny' must be one of Promo, StateHoliday, SchoolHoliday, Closed (--set)" in result.output
+    assert "config: data.events[1] = 'Sunny' must be one of Promo, StateHoliday, SchoolHoliday, Closed, LongClosure (--set)" in result.output
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.cont_cols=["Promo", "Sunshine"]', expect=2)
     assert "missing column(s) Sunshine" in result.output
     result = cli_run("train", "rossmann", "--data-dir", data, "--set", 'data.recent_by=["Weather"]', expect=2)

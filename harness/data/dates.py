@@ -56,7 +56,7 @@ def _day_numbers(dates: pd.Series) -> np.ndarray:
 
 
 def event_features(frame: pd.DataFrame, group: str, date: str, events, window: int = 7,
-                   max_days: int = 365) -> pd.DataFrame:
+                   max_days: int = 365, horizon: np.ndarray | None = None) -> pd.DataFrame:
     """Days since the last and until the next event, and event counts over a window, per group.
 
     For every boolean-like column ``e`` in ``events`` this returns (same index as ``frame``):
@@ -68,6 +68,11 @@ def event_features(frame: pd.DataFrame, group: str, date: str, events, window: i
     - ``<e>_fw``: the same over this day and the ``window - 1`` days after it.
 
     Days are calendar days, so gaps in a group's history (missing dates) are counted correctly.
+
+    ``horizon`` (one value per row, or None for no limit): how many days after its own a row may look at.
+    A forecast's last day sees no later day, so its ``Before<e>`` and ``<e>_fw`` are cut off there; rows
+    trained on with the same cut-offs learn what a cut-off value means. Beyond the horizon ``Before<e>`` is
+    ``max_days`` and ``<e>_fw`` counts only the days within it.
     """
     groups = pd.factorize(frame[group])[0].astype(np.int64)
     days = _day_numbers(frame[date])
@@ -79,7 +84,13 @@ def event_features(frame: pd.DataFrame, group: str, date: str, events, window: i
     group_start = np.r_[True, groups_sorted[1:] != groups_sorted[:-1]]
     # Calendar windows, the same for every event: bounds found by binary search on the key.
     lo = np.searchsorted(key_sorted, key_sorted - (window - 1), side="left")
-    hi = np.searchsorted(key_sorted, key_sorted + (window - 1), side="right")
+    ahead = np.full(len(order), window - 1, dtype=np.int64)
+    seen = np.full(len(order), np.iinfo(np.int64).max) if horizon is None else np.asarray(horizon, np.int64)[order]
+    if horizon is not None:
+        if (seen < 0).any():
+            raise HarnessError("event horizon: a row's horizon is negative; give 0 or more days")
+        ahead = np.minimum(ahead, seen)
+    hi = np.searchsorted(key_sorted, key_sorted + ahead, side="right")
     idx = np.arange(len(order))
     group_start_reversed = _group_start_reversed(group_start)
     out = {}
@@ -89,7 +100,7 @@ def event_features(frame: pd.DataFrame, group: str, date: str, events, window: i
         last = _fill_forward(marked, group_start)
         nxt = _fill_forward(marked[::-1], group_start_reversed)[::-1]
         after = np.where(last >= 0, days_sorted - last, max_days)
-        before = np.where(nxt >= 0, nxt - days_sorted, max_days)
+        before = np.where((nxt >= 0) & (nxt - days_sorted <= seen), nxt - days_sorted, max_days)
         csum = np.r_[0, np.cumsum(flags)]  # event counts in a window, from cumulative sums
         backward = csum[idx + 1] - csum[lo]
         forward = csum[hi] - csum[idx]

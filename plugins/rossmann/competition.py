@@ -53,6 +53,7 @@ class Rossmann(TabularModels):
         "data.events": ListOf(Choice(*features.EVENTS)),
         "data.event_window": COUNT,
         "data.event_max_days": COUNT,
+        "data.event_horizon": OPTIONAL_COUNT,  # 0: every row sees every later day
         "data.recent_days": ListOf(COUNT),
         "data.recent_lag": COUNT,
         "data.recent_by": ListOf(Choice(*features.RECENT_BY)),
@@ -61,7 +62,8 @@ class Rossmann(TabularModels):
 
     def kind_defaults(self) -> dict:
         """A config written before the recent sales levels existed trains without them, as it did then."""
-        return merged(super().kind_defaults(), {"data": {"recent_days": [], "recent_lag": 48, "recent_by": []}})
+        return merged(super().kind_defaults(), {"data": {"recent_days": [], "recent_lag": 48, "recent_by": [],
+                                                          "event_horizon": 0}})
 
     # ------------------------------------------------------------------ data
     def check_raw(self, data_dir):
@@ -81,6 +83,8 @@ class Rossmann(TabularModels):
         if raw.trends is None:
             absent = absent | TREND_COLUMNS
         recent = list(features.recent_sales_windows(d["recent_days"], d["recent_by"]))
+        if d["event_horizon"]:
+            recent.append(features.HORIZON_COLUMN)
         dropped = [c for c in [*d["cat_cols"], *d["cont_cols"]] if c in absent]
         if dropped and "warned_optional" not in raw.cache:
             raw.cache["warned_optional"] = True
@@ -92,8 +96,8 @@ class Rossmann(TabularModels):
     def features(self, raw: features.RossmannData, config) -> pd.DataFrame:
         """Train and test rows with every feature, computed once per data and feature settings."""
         d = config["data"]
-        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days", "recent_days", "recent_lag",
-                                             "recent_by")})
+        key = config_hash({k: d[k] for k in ("events", "event_window", "event_max_days", "event_horizon",
+                                             "recent_days", "recent_lag", "recent_by")})
         if key not in raw.cache:
             rows = [raw.train.assign(Id=-1)]
             if raw.test is not None:
@@ -101,7 +105,8 @@ class Rossmann(TabularModels):
             frame = pd.concat(rows, ignore_index=True)
             raw.cache.clear()
             raw.cache[key] = features.add_features(frame, raw, d["events"], d["event_window"], d["event_max_days"],
-                                                   d["recent_days"], d["recent_lag"], d["recent_by"])
+                                                   d["recent_days"], d["recent_lag"], d["recent_by"],
+                                                   d["event_horizon"])
         return raw.cache[key]
 
     def split_masks(self, frame: pd.DataFrame, config) -> tuple[np.ndarray, np.ndarray]:

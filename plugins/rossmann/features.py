@@ -185,6 +185,26 @@ def store_features(store: pd.DataFrame) -> pd.DataFrame:
     return store
 
 
+# Days a row's forward event features look ahead (data.event_horizon > 0), itself a continuous input.
+HORIZON_COLUMN = "EventHorizon"
+
+
+def event_horizons(frame: pd.DataFrame, days: int) -> np.ndarray:
+    """How many days after its own each row may look at, so that every row sees ahead as a test row does.
+
+    The test's last day sees no later day, its first ``days - 1`` days. A test row sees to test.csv's last
+    day; train.csv is cut into blocks of ``days`` days ending at its last day (the last block is the
+    default validation window, the ones before it the time folds), and a row sees to its block's end."""
+    dates = frame["Date"].to_numpy().astype("datetime64[D]")
+    is_train = (frame["Id"] == -1).to_numpy()
+    horizon = np.zeros(len(frame), dtype=np.int64)
+    last_train = dates[is_train].max()
+    horizon[is_train] = (last_train - dates[is_train]).astype(np.int64) % days
+    if (~is_train).any():
+        horizon[~is_train] = (dates[~is_train].max() - dates[~is_train]).astype(np.int64)
+    return horizon
+
+
 # Columns a store's recent level can also be split by (few values each, known ahead for test rows).
 RECENT_BY = ("DayOfWeek", "Promo", "SchoolHoliday", "StateHoliday")
 
@@ -198,14 +218,15 @@ def recent_sales_windows(recent_days, recent_by=()) -> dict[str, tuple[int, list
 
 
 def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, max_days: int,
-                 recent_days=(), recent_lag: int = 48, recent_by=()) -> pd.DataFrame:
+                 recent_days=(), recent_lag: int = 48, recent_by=(), horizon_days: int = 0) -> pd.DataFrame:
     """Every feature for train and test rows together (events need both sides of the boundary).
 
     ``recent_days``: for each length d, the store's mean log sales over the d days ending ``recent_lag``
     days before the row (open days of train.csv only), so a forecast up to ``recent_lag`` days ahead, as
     Kaggle's 48-day test, reads nothing it could not know: a store's recent level, beside its embedding's
     level over all years. ``recent_by``: the same mean over only the days that share the row's value of
-    each column (its weekday: the store's recent Mondays; its promo state)."""
+    each column (its weekday: the store's recent Mondays; its promo state). ``horizon_days`` > 0: the
+    forward event features see only as far ahead as a test row would (``event_horizons``)."""
     df = add_date_parts(rows.copy(), "Date", prefix="")
     df = join_checked(df, store_features(data.store), "Store", "store.csv", "rows")
     if data.weather is not None:
@@ -237,7 +258,11 @@ def add_features(rows: pd.DataFrame, data: RossmannData, events, window: int, ma
     source = df[[flags.get(e, e) for e in events]].copy()
     source.columns = list(events)
     source[["Store", "Date"]] = df[["Store", "Date"]]
-    df = pd.concat([df, event_features(source, "Store", "Date", events, window=window, max_days=max_days)], axis=1)
+    horizon = event_horizons(df, horizon_days) if horizon_days else None
+    df = pd.concat([df, event_features(source, "Store", "Date", events, window=window, max_days=max_days,
+                                       horizon=horizon)], axis=1)
+    if horizon is not None:
+        df[HORIZON_COLUMN] = horizon
     if recent_days:
         known = (df["Id"] == -1) & (df["Sales"] > 0)
         log_sales = df[["Store", "Date", *recent_by]].assign(log_sales=np.log(df["Sales"].where(known)))
