@@ -155,6 +155,18 @@ def test_a_config_without_the_recent_keys_trains_without_recent_levels(data, wor
     cli_run("train", "rossmann", "--data-dir", data, "--config", old, "--epochs", "1", *SMALL)
 
 
+def test_a_config_without_the_event_horizon_sees_every_later_day(data, workspace, cli_run, tmp_path):
+    old = tmp_path / "old.toml"  # a config (or a saved run's) from before data.event_horizon existed
+    old.write_text("\n".join(line for line in Rossmann().config_path.read_text().splitlines()
+                             if not line.startswith("event_horizon")))
+    config = Rossmann().read_config(old)
+    assert config["data"]["event_horizon"] == 0
+    cli_run("train", "rossmann", "--data-dir", data, "--config", old, "--epochs", "1", *SMALL)
+    run = next((workspace / "runs" / "rossmann").iterdir())
+    assert "EventHorizon" not in json.loads((run / "preprocessing.json").read_text())["cont_cols"]
+    cli_run("predict", "rossmann", "--data-dir", data, "--run", "latest")
+
+
 def test_google_trends_follow_sunday_to_saturday_weeks(data):
     comp = Rossmann()
     config = comp.default_config()
