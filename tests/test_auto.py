@@ -267,7 +267,7 @@ def test_a_trial_running_past_the_budget_is_stopped_where_it_ends(cli_run, works
     (trial,) = state["tuning"]["kinds"]["gbm"]["trials"]
     assert trial["state"] == "stopped" and "budget ran out" in trial["error"], trial
     assert "stopped: the budget is spent" in out
-    assert state["status"] == "done" and state["spent"] < 30 + 10 and wall < 30 + 15
+    assert state["status"] == "done" and state["spent"] < 30 + 20 and wall < 30 + 30  # slack as below
 
 
 def test_a_later_baseline_past_the_budget_is_stopped_and_the_next_session_resumes_it(cli_run, workspace, tmp_path):
@@ -283,7 +283,7 @@ def test_a_later_baseline_past_the_budget_is_stopped_and_the_next_session_resume
     gbm = state["baselines"]["gbm"]
     assert gbm["status"] == "stopped" and "budget ran out" in gbm["error"] and gbm["run"], gbm
     assert "gbm: stopped, the budget is spent" in out
-    # Slack for a slow shared machine (30.2 s spent was seen on a 2-core AMD VM); 400000 rounds take minutes.
+    # Slack for a slow shared machine (30.2 s spent was seen on a 2-core AMD VM); the status says it was stopped.
     assert state["status"] == "done" and state["spent"] < 20 + 20 and wall < 20 + 30
     cli_run("auto", NAME, "--budget", "20s", "--kinds", "nn,gbm", "--config", slow, "--dry-run")
     second = next(p for p in sessions(workspace) if p != first)
